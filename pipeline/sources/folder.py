@@ -1,0 +1,41 @@
+"""Any ``<class>/<video>`` tree: one folder per class, splits drawn by hash.
+
+Each video goes to train, val or test by ``base.hash_split`` of its relative
+path, so the assignment is the same on every run and machine and does not
+change when other videos are added or removed.
+"""
+from __future__ import annotations
+
+from pipeline.sources.base import (VIDEO_EXTENSIONS, Item, Listing, SourceError,
+                                   SourceOptions, hash_split, join, list_files)
+
+NAME = "folder"
+DEFAULT_SUBDIR = "folder"
+PUBLISHED_AT = "your own videos: no download, point --data_dir at the class folders"
+LAYOUT = f"""\
+<data_dir>/
+  <class_a>/
+    clip1.mp4                  extensions: {', '.join(VIDEO_EXTENSIONS)} (any case)
+    clip2.avi
+  <class_b>/
+    ...
+"""
+
+
+def list_items(data_dir: str, options: SourceOptions) -> Listing:
+    """Lists every video under ``data_dir/<class>/``; classes sorted, splits hashed."""
+    val, test = options.val_fraction, options.test_fraction
+    hash_split("", val, test)  # rejects bad fractions before listing the disk
+    files = list_files(data_dir)
+    if not files:
+        raise SourceError(f"empty dataset: no videos in class folders under {data_dir}"
+                          f"\n\nExpected folder layout:\n{LAYOUT}")
+    classes = sorted({rel.split("/")[0] for rel in files})
+    label_of = {name: i for i, name in enumerate(classes)}
+    items = []
+    for rel in files:
+        name = rel.split("/")[0]
+        items.append(Item(join(data_dir, rel), rel, hash_split(rel, val, test),
+                          label_of[name], name))
+    splits = ("train",) + (("val",) if val > 0 else ()) + (("test",) if test > 0 else ())
+    return Listing(classes=classes, items=items, splits=splits)

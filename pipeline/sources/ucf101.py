@@ -1,0 +1,119 @@
+"""UCF101: 101 action classes, official train/test lists (three splits).
+
+The official lists spell a few names differently from the folders and files on
+disk (``HandStandPushups`` vs ``HandstandPushups``), so class names and listed
+paths are matched case-insensitively; items carry the real on-disk path.
+"""
+from __future__ import annotations
+
+from pipeline.sources.base import (Item, Listing, Problem, SourceError, SourceOptions,
+                                   exists, join, list_files, read_text)
+
+NAME = "ucf101"
+DEFAULT_SUBDIR = "ucf101"
+PUBLISHED_AT = ("https://www.crcv.ucf.edu/data/UCF101.php "
+                "(UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip)")
+LAYOUT = """\
+<data_dir>/
+  ucfTrainTestlist/            (or these files directly in <data_dir>)
+    classInd.txt               lines "1 ApplyEyeMakeup"
+    trainlist01.txt .. 03      lines "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1"
+    testlist01.txt .. 03       lines "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"
+  UCF-101/                     (or the class folders directly in <data_dir>, or <data_dir>/videos/)
+    ApplyEyeMakeup/
+      v_ApplyEyeMakeup_g01_c01.avi
+      ...
+"""
+
+_LIST_DIRS = ("ucfTrainTestlist", "")
+_VIDEO_DIRS = ("UCF-101", "", "videos")
+_SPLIT_FILES = (("train", "trainlist0{}.txt"), ("test", "testlist0{}.txt"))
+
+
+def _error(message: str) -> SourceError:
+    """Builds a SourceError that shows the expected layout."""
+    return SourceError(f"{message}\n\nExpected UCF101 layout:\n{LAYOUT}")
+
+
+def _sub(data_dir: str, name: str) -> str:
+    """Returns data_dir/name, or data_dir itself for an empty name."""
+    return join(data_dir, name) if name else data_dir
+
+
+def _find_list_dir(data_dir: str) -> str:
+    """Returns the folder holding classInd.txt, preferring ucfTrainTestlist/."""
+    for name in _LIST_DIRS:
+        if exists(join(_sub(data_dir, name), "classInd.txt")):
+            return _sub(data_dir, name)
+    raise _error(f"missing {join(data_dir, 'ucfTrainTestlist', 'classInd.txt')}")
+
+
+def _find_video_root(data_dir: str) -> tuple[str, list[str]]:
+    """Returns the first candidate video root that has videos, and its files."""
+    for name in _VIDEO_DIRS:
+        root = _sub(data_dir, name)
+        files = list_files(root)
+        if files:
+            return root, files
+    return join(data_dir, _VIDEO_DIRS[0]), []
+
+
+def _read_classes(path: str) -> list[str]:
+    """Parses classInd.txt ("1 ApplyEyeMakeup", 1-based) into names ordered by index."""
+    by_index = {}
+    for line in read_text(path).splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise _error(f"malformed line in {path}: {line!r}")
+        by_index[int(parts[0])] = parts[1]
+    if sorted(by_index) != list(range(1, len(by_index) + 1)):
+        raise _error(f"{path} must number its classes 1..N without gaps")
+    return [by_index[i] for i in sorted(by_index)]
+
+
+def list_items(data_dir: str, options: SourceOptions) -> Listing:
+    """Lists the train and test videos of split ``options.split_id`` (1..3)."""
+    if options.split_id not in (1, 2, 3):
+        raise SourceError(f"UCF101 has splits 1, 2 and 3; got --split_id={options.split_id}")
+    list_dir = _find_list_dir(data_dir)
+    classes = _read_classes(join(list_dir, "classInd.txt"))
+    label_of = {name.lower(): i for i, name in enumerate(classes)}
+
+    split_texts = []
+    for split, pattern in _SPLIT_FILES:
+        path = join(list_dir, pattern.format(options.split_id))
+        if not exists(path):
+            raise _error(f"missing {path}")
+        split_texts.append((split, path, read_text(path)))
+
+    video_root, files = _find_video_root(data_dir)
+    on_disk = {rel.lower(): rel for rel in files}
+    items, problems = [], []
+    for split, list_path, text in split_texts:
+        for line in text.splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            listed = parts[0].replace("\\", "/")
+            real = on_disk.get(listed.lower())
+            path = join(video_root, real or listed)
+            if "/" not in listed:
+                problems.append(Problem(path, "list", "bad_split_line",
+                                        f"{list_path}: {line.strip()!r}", split))
+            elif listed.split("/")[0].lower() not in label_of:
+                problems.append(Problem(path, "list", "unknown_class",
+                                        f"class {listed.split('/')[0]!r} is not in classInd.txt",
+                                        split))
+            elif real is None:
+                problems.append(Problem(path, "list", "missing_file",
+                                        f"listed in {list_path} but not under {video_root}",
+                                        split))
+            else:
+                label = label_of[listed.split("/")[0].lower()]
+                items.append(Item(path, real, split, label, classes[label]))
+    if not items:
+        raise _error(f"empty dataset: no video listed in split {options.split_id} was found "
+                     f"under {video_root} ({len(problems)} listed entries had problems)")
+    return Listing(classes=classes, items=items, problems=problems, splits=("train", "test"))

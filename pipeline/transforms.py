@@ -1,0 +1,213 @@
+"""The build's PTransforms and DoFns (kept out of the entry point so workers can import them).
+
+    ListedItems ─► Reshuffle ─► MakeRecords ─┬─ ok ─► WriteSplits (AssignShards ─► GroupShards ─► WriteShards)
+                                             │        └─► Stats (CountPerClass)
+                                             └─ failed ─┐
+    ListingProblems ───────────────────────────────────┴─► Errors
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import uuid
+from typing import NamedTuple
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from pipeline import video
+from pipeline.sources import base as sources_base
+from tfrecords import schema
+
+TARGET_SHARD_BYTES = 150 * 2 ** 20
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildSettings:
+    """Everything a worker needs to turn an item into a record."""
+    sampling: video.SamplingSpec
+    frame: video.FrameSpec
+    truncation_tolerance: float = 0.05
+
+
+class Encoded(NamedTuple):
+    """One written clip on its way to a shard."""
+    split: str
+    slot: int          # position in the split's stable order; shard = slot % num_shards
+    video_id: str
+    label: int
+    label_text: str
+    num_frames: int
+    record: bytes
+
+
+def num_shards_for(count: int, num_bytes: int, requested: int) -> int:
+    """Shards for a split: as requested, or ~TARGET_SHARD_BYTES each; 1..count."""
+    if count <= 0:
+        return 0
+    n = requested if requested > 0 else math.ceil(num_bytes / TARGET_SHARD_BYTES)
+    return max(1, min(n, count))
+
+
+# --------------------------------------------------------------------------
+# Beam transforms.
+# --------------------------------------------------------------------------
+
+
+class MakeRecords(beam.DoFn):
+    """Decodes, samples and encodes one video into a record; failures go to 'failed'."""
+
+    FAILED = "failed"
+
+    def __init__(self, settings: BuildSettings, progress_dir: str | None = None):
+        self.settings = settings
+        self.progress_dir = progress_dir
+        self.ok = Metrics.counter("actionflow", "videos_written")
+        self.failed = Metrics.counter("actionflow", "videos_quarantined")
+        self.frames = Metrics.counter("actionflow", "frames_written")
+        self.decode_ms = Metrics.distribution("actionflow", "decode_ms_per_video")
+        self._progress = None
+
+    def setup(self):
+        if self.progress_dir:
+            self._progress = open(os.path.join(self.progress_dir, uuid.uuid4().hex), "ab",
+                                  buffering=0)
+
+    def teardown(self):
+        if self._progress:
+            self._progress.close()
+
+    def process(self, element):
+        slot, item = element
+        start = time.perf_counter()
+        try:
+            clip = video.decode_video(item.path, self.settings.sampling, self.settings.frame,
+                                      self.settings.truncation_tolerance)
+            record = schema.encode_clip(
+                clip.frames, label=item.label, label_text=item.label_text,
+                video_id=item.video_id, image_format=self.settings.frame.image_format,
+                height=clip.height, width=clip.width, fps=clip.fps,
+                timestamps_us=clip.timestamps_us, source_indices=clip.source_indices,
+                source_num_frames=clip.source_num_frames, short_policy=clip.short_policy)
+        except video.MediaError as e:
+            self.failed.inc()
+            Metrics.counter("actionflow", f"quarantined_{e.reason}").inc()
+            yield beam.pvalue.TaggedOutput(self.FAILED, _problem_dict(
+                item, "decode", e.reason, e.detail))
+        except Exception as e:  # an unexpected failure on one video must not sink the build
+            self.failed.inc()
+            Metrics.counter("actionflow", "quarantined_unexpected_error").inc()
+            yield beam.pvalue.TaggedOutput(self.FAILED, _problem_dict(
+                item, "decode", "unexpected_error", f"{type(e).__name__}: {e}"))
+        else:
+            self.ok.inc()
+            self.frames.inc(len(clip.frames))
+            yield Encoded(item.split, slot, item.video_id, item.label, item.label_text,
+                          len(clip.frames), record)
+        finally:
+            self.decode_ms.update(int((time.perf_counter() - start) * 1000))
+            if self._progress:
+                self._progress.write(b".")
+
+
+def _problem_dict(item: sources_base.Item, stage: str, reason: str, detail: str) -> dict:
+    return {"path": item.path, "video_id": item.video_id, "split": item.split,
+            "stage": stage, "reason": reason, "detail": detail}
+
+
+class WriteShard(beam.DoFn):
+    """Writes the records of one shard, in slot order, to a TFRecord file."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def process(self, element):
+        (split, index, count), records = element
+        records = sorted(records, key=lambda r: r.slot)
+        name = schema.shard_name(split, index, count)
+        path = FileSystems.join(self.directory, name)
+        size = 0
+        with FileSystems.create(path) as f:
+            for r in records:
+                framed = schema.frame_record(r.record)
+                f.write(framed)
+                size += len(framed)
+        yield {"split": split, "name": name, "index": index, "num_examples": len(records),
+               "num_bytes": size}
+
+
+def _split_totals(records):
+    """(split, (count, bytes)) for the shard-count side input."""
+    return records | "SizePerSplit" >> beam.Map(lambda r: (r.split, (1, len(r.record)))) \
+                   | "SumPerSplit" >> beam.CombinePerKey(_sum_pairs)
+
+
+def _sum_pairs(pairs):
+    total = [0, 0]
+    for a, b in pairs:
+        total[0] += a
+        total[1] += b
+    return tuple(total)
+
+
+def _assign_shard(r: Encoded, totals: dict, requested: int):
+    count, num_bytes = totals[r.split]
+    n = num_shards_for(count, num_bytes, requested)
+    return (r.split, r.slot % n, n), r
+
+
+class WriteSplits(beam.PTransform):
+    """Shards every split's records into TFRecord files; emits one dict per shard."""
+
+    def __init__(self, directory: str, requested_shards: int):
+        super().__init__()
+        self.directory = directory
+        self.requested_shards = requested_shards
+
+    def expand(self, records):
+        totals = _split_totals(records)
+        return (records
+                | "AssignShards" >> beam.Map(_assign_shard, totals=beam.pvalue.AsDict(totals),
+                                             requested=self.requested_shards)
+                | "GroupShards" >> beam.GroupByKey()
+                | "WriteShards" >> beam.ParDo(WriteShard(self.directory)))
+
+
+class CountPerClass(beam.PTransform):
+    """(split, label_text) -> [examples, frames] over written records."""
+
+    def expand(self, records):
+        return (records
+                | "KeyByClass" >> beam.Map(lambda r: ((r.split, r.label_text), (1, r.num_frames)))
+                | "SumPerClass" >> beam.CombinePerKey(_sum_pairs)
+                | "StatsToDict" >> beam.Map(lambda kv: {"split": kv[0][0], "class": kv[0][1],
+                                                        "num_examples": kv[1][0],
+                                                        "num_frames": kv[1][1]}))
+
+
+def _write_jsonl(pcoll, label: str, prefix: str):
+    return (pcoll
+            | f"{label}ToJson" >> beam.Map(json.dumps, sort_keys=True)
+            | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl"))
+
+
+def build_graph(p, selected, listing_problems: list[dict], settings: BuildSettings,
+                work_dir: str, requested_shards: int, progress_dir: str | None):
+    """Adds the build to pipeline ``p``; side files land in ``work_dir``."""
+    made = (p
+            | "ListedItems" >> beam.Create(selected, reshuffle=False)
+            | "Reshuffle" >> beam.Reshuffle()
+            | "MakeRecords" >> beam.ParDo(MakeRecords(settings, progress_dir)).with_outputs(
+                MakeRecords.FAILED, main="ok"))
+    records = made.ok
+    shards = records | "WriteSplits" >> WriteSplits(work_dir, requested_shards)
+    stats = records | "Stats" >> CountPerClass()
+    problems = p | "ListingProblems" >> beam.Create(listing_problems, reshuffle=False)
+    errors = (made[MakeRecords.FAILED], problems) | "Errors" >> beam.Flatten()
+    _write_jsonl(shards, "ShardList", FileSystems.join(work_dir, "_shards"))
+    _write_jsonl(stats, "Stats", FileSystems.join(work_dir, "_stats"))
+    _write_jsonl(errors, "Errors", FileSystems.join(work_dir, "_errors"))

@@ -1,0 +1,40 @@
+"""actionflow: video and pose action recognition on TensorFlow.
+
+Install for development and tests with ``pip install -e .[test]``; on a CUDA
+machine use ``pip install -e .[gpu]`` for the GPU build of the same TensorFlow.
+"""
+from setuptools import find_packages, setup
+
+# Pins and their reasons are explained in BUILD.md ("Dependencies"):
+# tensorflow-io 0.37.1 loads its ops only against TF 2.17; TF 2.17 needs
+# numpy<2; numpy<2 rules out OpenCV 5.
+TENSORFLOW = "tensorflow==2.17.1"
+INSTALL_REQUIRES = [
+    TENSORFLOW,
+    "tensorflow-io==0.37.1",
+    "numpy>=1.26,<2",
+    "opencv-python-headless==4.10.0.84",
+    "apache-beam==2.77.0",
+    "google-crc32c>=1.5,<2",
+    "absl-py>=2.1,<3",
+    "ml-collections>=1.0,<2",
+    "matplotlib>=3.8,<4",
+]
+
+setup(
+    name="actionflow",
+    version="0.1.0",
+    description="Video and pose action recognition on TensorFlow: Beam build to "
+    "TFRecords, tf.data readers, trainers and evaluation.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["pipeline", "pipeline.*", "trainers", "trainers.*",
+                                    "tfrecords", "tfrecords.*", "configs", "configs.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": ["pytest>=8,<10"],
+        "gpu": ["tensorflow[and-cuda]==2.17.1"],
+    },
+    license="Apache-2.0",
+)

@@ -1,0 +1,317 @@
+"""Tests for the dataset sources on tiny trees in the real layouts."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from pipeline import sources
+from pipeline.sources import folder, hmdb51, ucf101
+from pipeline.sources.base import Item, Problem, SourceError, SourceOptions
+
+
+def _write(root, files: dict[str, str | bytes]):
+    """Creates the given files (relative path -> contents) under root."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_bytes(content.encode())
+        else:
+            path.write_bytes(content)
+
+
+# --- UCF101 ----------------------------------------------------------------
+
+UCF_LISTS = {
+    "ucfTrainTestlist/classInd.txt":
+        "1 ApplyEyeMakeup\r\n2 Basketball\r\n3 HandstandPushups\r\n",
+    "ucfTrainTestlist/trainlist01.txt":
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\r\n"
+        "\r\n"
+        "Basketball/v_Basketball_g08_c01.avi 2\r\n",
+    "ucfTrainTestlist/testlist01.txt":
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r\n",
+    "ucfTrainTestlist/trainlist02.txt":
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi 1\n",
+    "ucfTrainTestlist/testlist02.txt":
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi\n"
+        "Basketball/v_Basketball_g08_c01.avi\n",
+}
+UCF_VIDEOS = {
+    "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi": b"x",
+    "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi": b"x",
+    "UCF-101/Basketball/v_Basketball_g08_c01.avi": b"",
+}
+
+
+def _ucf_item(tmp_path, rel, split, label, text):
+    return Item(str(tmp_path / "UCF-101" / rel), rel, split, label, text)
+
+
+def test_ucf101_split1(tmp_path):
+    _write(tmp_path, {**UCF_LISTS, **UCF_VIDEOS})
+    listing = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert listing.classes == ["ApplyEyeMakeup", "Basketball", "HandstandPushups"]
+    assert listing.splits == ("train", "test")
+    assert listing.problems == []
+    assert listing.items == [
+        _ucf_item(tmp_path, "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "train", 0,
+                  "ApplyEyeMakeup"),
+        _ucf_item(tmp_path, "Basketball/v_Basketball_g08_c01.avi", "train", 1, "Basketball"),
+        _ucf_item(tmp_path, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "test", 0,
+                  "ApplyEyeMakeup"),
+    ]
+
+
+def test_ucf101_split2(tmp_path):
+    _write(tmp_path, {**UCF_LISTS, **UCF_VIDEOS})
+    listing = ucf101.list_items(str(tmp_path), SourceOptions(split_id=2))
+    assert listing.items == [
+        _ucf_item(tmp_path, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "train", 0,
+                  "ApplyEyeMakeup"),
+        _ucf_item(tmp_path, "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "test", 0,
+                  "ApplyEyeMakeup"),
+        _ucf_item(tmp_path, "Basketball/v_Basketball_g08_c01.avi", "test", 1, "Basketball"),
+    ]
+
+
+def test_ucf101_matches_names_case_insensitively(tmp_path):
+    # The official lists say HandStandPushups; the folder is HandstandPushups.
+    _write(tmp_path, {
+        "ucfTrainTestlist/classInd.txt": "1 HandstandPushups\n",
+        "ucfTrainTestlist/trainlist01.txt":
+            "HandStandPushups/v_HandStandPushups_g08_c01.avi 1\n",
+        "ucfTrainTestlist/testlist01.txt": "HandStandPushups/v_HandStandPushups_g01_c01.avi\n",
+        "UCF-101/HandstandPushups/v_HandstandPushups_g08_c01.avi": b"x",
+        "UCF-101/HandstandPushups/v_HandStandPushups_g01_c01.avi": b"x",
+    })
+    listing = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert listing.problems == []
+    assert listing.items == [
+        _ucf_item(tmp_path, "HandstandPushups/v_HandstandPushups_g08_c01.avi", "train", 0,
+                  "HandstandPushups"),
+        _ucf_item(tmp_path, "HandstandPushups/v_HandStandPushups_g01_c01.avi", "test", 0,
+                  "HandstandPushups"),
+    ]
+
+
+def test_ucf101_missing_file_and_unknown_class(tmp_path):
+    _write(tmp_path, {
+        **UCF_VIDEOS,
+        "classInd.txt": "1 ApplyEyeMakeup\n",  # lists directly in data_dir
+        "trainlist01.txt": "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n"
+                           "ApplyEyeMakeup/v_ApplyEyeMakeup_g99_c01.avi 1\n",
+        "testlist01.txt": "Basketball/v_Basketball_g08_c01.avi\n",
+    })
+    listing = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert listing.items == [
+        _ucf_item(tmp_path, "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi", "train", 0,
+                  "ApplyEyeMakeup"),
+    ]
+    assert [(p.path, p.stage, p.reason, p.split) for p in listing.problems] == [
+        (str(tmp_path / "UCF-101/ApplyEyeMakeup/v_ApplyEyeMakeup_g99_c01.avi"), "list",
+         "missing_file", "train"),
+        (str(tmp_path / "UCF-101/Basketball/v_Basketball_g08_c01.avi"), "list",
+         "unknown_class", "test"),
+    ]
+
+
+def test_ucf101_videos_directly_in_data_dir(tmp_path):
+    _write(tmp_path, {
+        **UCF_LISTS,
+        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi": b"x",
+        "Basketball/v_Basketball_g08_c01.avi": b"x",
+    })
+    listing = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert [(i.path, i.video_id) for i in listing.items] == [
+        (str(tmp_path / "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi"),
+         "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi"),
+        (str(tmp_path / "Basketball/v_Basketball_g08_c01.avi"),
+         "Basketball/v_Basketball_g08_c01.avi"),
+    ]
+    assert [p.reason for p in listing.problems] == ["missing_file"]
+
+
+def test_ucf101_missing_classind(tmp_path):
+    lists = {k: v for k, v in UCF_LISTS.items() if not k.endswith("classInd.txt")}
+    _write(tmp_path, {**lists, **UCF_VIDEOS})
+    with pytest.raises(SourceError, match="classInd.txt") as err:
+        ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert ucf101.LAYOUT in str(err.value)
+
+
+def test_ucf101_missing_split_file(tmp_path):
+    _write(tmp_path, {**UCF_LISTS, **UCF_VIDEOS,
+                      "ucfTrainTestlist/trainlist03.txt": "Basketball/v_Basketball_g08_c01.avi\n"})
+    with pytest.raises(SourceError, match="testlist03.txt"):
+        ucf101.list_items(str(tmp_path), SourceOptions(split_id=3))
+
+
+@pytest.mark.parametrize("split_id", [0, 4])
+def test_ucf101_bad_split_id(tmp_path, split_id):
+    _write(tmp_path, {**UCF_LISTS, **UCF_VIDEOS})
+    with pytest.raises(SourceError, match="split"):
+        ucf101.list_items(str(tmp_path), SourceOptions(split_id=split_id))
+
+
+def test_ucf101_empty_dataset(tmp_path):
+    _write(tmp_path, UCF_LISTS)
+    with pytest.raises(SourceError, match="empty dataset"):
+        ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+
+
+# --- HMDB51 ----------------------------------------------------------------
+
+HMDB_SPLITS = "testTrainMulti_7030_splits/"
+
+
+def test_hmdb51_split_codes_and_underscored_classes(tmp_path):
+    _write(tmp_path, {
+        HMDB_SPLITS + "brush_hair_test_split1.txt":
+            "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \n"
+            "April_09_brush_hair_u_nm_np1_ba_goo_1.avi 2\n"
+            "April_09_brush_hair_u_nm_np1_ba_goo_2.avi 0\n",
+        HMDB_SPLITS + "fall_floor_test_split1.txt":
+            "\n"
+            "fall_1.avi 2\r\n"
+            "fall_2.avi 0\r\n"
+            "fall_gone.avi 1\r\n"
+            "fall_3.avi 7\r\n",
+        HMDB_SPLITS + "brush_hair_test_split2.txt":
+            "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 2\n",
+        HMDB_SPLITS + "fall_floor_test_split2.txt": "fall_1.avi 1\n",
+        "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi": b"x",
+        "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_1.avi": b"x",
+        "fall_floor/fall_1.avi": b"x",
+        "fall_floor/fall_3.avi": b"x",
+    })
+    listing = hmdb51.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert listing.classes == ["brush_hair", "fall_floor"]
+    assert listing.splits == ("train", "test")
+    assert listing.unused == {"unused_in_split": 2}
+    assert listing.items == [
+        Item(str(tmp_path / "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi"),
+             "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", "train", 0, "brush_hair"),
+        Item(str(tmp_path / "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_1.avi"),
+             "brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_1.avi", "test", 0, "brush_hair"),
+        Item(str(tmp_path / "fall_floor/fall_1.avi"), "fall_floor/fall_1.avi", "test", 1,
+             "fall_floor"),
+    ]
+    assert [(p.path, p.reason, p.split) for p in listing.problems] == [
+        (str(tmp_path / "fall_floor/fall_gone.avi"), "missing_file", "train"),
+        (str(tmp_path / "fall_floor/fall_3.avi"), "bad_split_line", ""),
+    ]
+
+    listing2 = hmdb51.list_items(str(tmp_path), SourceOptions(split_id=2))
+    assert [(i.video_id, i.split, i.label) for i in listing2.items] == [
+        ("brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi", "test", 0),
+        ("fall_floor/fall_1.avi", "train", 1),
+    ]
+    assert listing2.unused == {"unused_in_split": 0}
+
+
+def test_hmdb51_videos_under_hmdb51_org(tmp_path):
+    _write(tmp_path, {
+        HMDB_SPLITS + "ride_bike_test_split1.txt": "bike_a.avi 1\n",
+        "hmdb51_org/ride_bike/bike_a.avi": b"x",
+    })
+    listing = hmdb51.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert listing.items == [Item(str(tmp_path / "hmdb51_org/ride_bike/bike_a.avi"),
+                                  "ride_bike/bike_a.avi", "train", 0, "ride_bike")]
+
+
+def test_hmdb51_missing_splits(tmp_path):
+    _write(tmp_path, {"ride_bike/bike_a.avi": b"x"})
+    with pytest.raises(SourceError, match="testTrainMulti_7030_splits") as err:
+        hmdb51.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert hmdb51.LAYOUT in str(err.value)
+
+    _write(tmp_path, {HMDB_SPLITS + "ride_bike_test_split1.txt": "bike_a.avi 1\n"})
+    with pytest.raises(SourceError, match="_test_split3.txt"):
+        hmdb51.list_items(str(tmp_path), SourceOptions(split_id=3))
+
+
+# --- folder ----------------------------------------------------------------
+
+def _expected_split(key: str, val: float, test: float) -> str:
+    """The documented formula: sha256 of the relative path, first 8 bytes as u in [0, 1)."""
+    u = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+    return "test" if u < test else "val" if u < test + val else "train"
+
+
+FOLDER_FILES = {
+    "cats/clip0.mp4": b"x",
+    "cats/clip1.mp4": b"x",
+    "cats/clip5.mp4": b"x",
+    "dogs/clip1.mp4": b"x",
+    "dogs/CLIP9.AVI": b"x",
+    "dogs/notes.txt": b"not a video",
+    "empty/readme.md": b"",
+}
+
+
+def test_folder_listing_and_hash_splits(tmp_path):
+    _write(tmp_path, FOLDER_FILES)
+    options = SourceOptions(val_fraction=0.2, test_fraction=0.3)
+    listing = folder.list_items(str(tmp_path), options)
+    assert listing.classes == ["cats", "dogs"]
+    assert listing.splits == ("train", "val", "test")
+    assert listing.problems == []
+    rels = ["cats/clip0.mp4", "cats/clip1.mp4", "cats/clip5.mp4", "dogs/CLIP9.AVI",
+            "dogs/clip1.mp4"]
+    assert listing.items == [
+        Item(str(tmp_path / rel), rel, _expected_split(rel, 0.2, 0.3),
+             0 if rel.startswith("cats") else 1, rel.split("/")[0])
+        for rel in rels
+    ]
+    # Pinned assignments: a change here would reshuffle everyone's splits.
+    assert {i.video_id: i.split for i in listing.items if i.video_id != "dogs/CLIP9.AVI"} == {
+        "cats/clip0.mp4": "test", "cats/clip1.mp4": "train", "cats/clip5.mp4": "val",
+        "dogs/clip1.mp4": "train"}
+    assert folder.list_items(str(tmp_path), options) == listing
+
+
+def test_folder_splits_without_fractions(tmp_path):
+    _write(tmp_path, FOLDER_FILES)
+    listing = folder.list_items(str(tmp_path), SourceOptions())
+    assert listing.splits == ("train",)
+    assert {i.split for i in listing.items} == {"train"}
+    listing = folder.list_items(str(tmp_path), SourceOptions(test_fraction=0.3))
+    assert listing.splits == ("train", "test")
+    assert [i.split for i in listing.items] == [
+        _expected_split(i.video_id, 0.0, 0.3) for i in listing.items]
+
+
+@pytest.mark.parametrize("val,test", [(-0.1, 0.0), (0.0, -0.1), (0.5, 0.5), (0.7, 0.4)])
+def test_folder_rejects_bad_fractions(tmp_path, val, test):
+    _write(tmp_path, FOLDER_FILES)
+    with pytest.raises(SourceError, match="fraction"):
+        folder.list_items(str(tmp_path), SourceOptions(val_fraction=val, test_fraction=test))
+
+
+def test_folder_empty(tmp_path):
+    _write(tmp_path, {"cats/notes.txt": b""})
+    with pytest.raises(SourceError, match="empty dataset") as err:
+        folder.list_items(str(tmp_path), SourceOptions())
+    assert folder.LAYOUT in str(err.value)
+
+
+# --- registry --------------------------------------------------------------
+
+def test_registry():
+    assert sources.get_source("ucf101") is ucf101
+    assert {"folder", "hmdb51", "ucf101"} <= set(sources.available())
+    assert "base" not in sources.available()
+    for name in sources.available():
+        module = sources.get_source(name)
+        assert module.NAME == name
+        for attr in ("LAYOUT", "PUBLISHED_AT", "DEFAULT_SUBDIR"):
+            assert isinstance(getattr(module, attr), str)
+
+
+@pytest.mark.parametrize("name", ["kinetics9000", "base", "os"])
+def test_registry_unknown_name(name):
+    with pytest.raises(SourceError, match="unknown dataset") as err:
+        sources.get_source(name)
+    assert "ucf101" in str(err.value) and "hmdb51" in str(err.value)
