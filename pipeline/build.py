@@ -2,7 +2,7 @@ r"""Builds sharded TFRecords from a video dataset with Apache Beam.
 
     python -m pipeline.build --dataset ucf101 --data_dir D --output_dir O \
         [--sampling uniform --num_frames 16] [--resize_shorter 128] [...] \
-        [-- any Beam option: --runner DataflowRunner --project P --region R --temp_location gs://...]
+        [any Beam option: --runner DataflowRunner --project P --region R --temp_location gs://...]
 
 The graph (the same on every runner):
 
@@ -38,7 +38,7 @@ import apache_beam as beam
 from absl import app, flags
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import video
+from pipeline import cli, video
 from pipeline.transforms import BuildSettings, build_graph
 from pipeline.sources import base as sources_base
 from tfrecords import schema
@@ -48,6 +48,8 @@ FLAGS = flags.FLAGS
 VIDEO_DATASETS = ("ucf101", "hmdb51", "folder")
 DATA_DIR_ENV = "ACTIONFLOW_DATA_DIR"
 DEFAULT_DATA_ROOT = os.path.join("~", "actionflow_data")
+BEAM_EPILOG = ("Any other --flag is passed to Beam's PipelineOptions unchanged (e.g. --runner, "
+               "--direct_num_workers, --project, --region, --temp_location).")
 LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 
 flags.DEFINE_enum("dataset", None, VIDEO_DATASETS, "Which source layout to read.")
@@ -297,7 +299,13 @@ def pipeline_options(beam_args: list[str]):
         args.append("--direct_num_workers=0")
     if "--default_sdk_harness_log_level" not in joined:
         args.append(f"--default_sdk_harness_log_level={FLAGS.beam_log_level.upper()}")
-    return PipelineOptions(args)
+    options = PipelineOptions(args)
+    unknown = sorted(set(options.get_all_options(retain_unknown_options=True))
+                     - set(options.get_all_options()))
+    if unknown:
+        raise UserError("unknown flag(s) " + ", ".join("--" + u for u in unknown) + ": neither "
+                        "a build flag (see --help) nor a Beam pipeline option")
+    return options
 
 
 def _runner_name(options) -> str:
@@ -338,6 +346,7 @@ def run(argv: list[str]) -> int:
     from pipeline import sources
     source = sources.get_source(FLAGS.dataset)
     settings = settings_from_flags()
+    options = pipeline_options(argv[1:])
     data_dir = resolve_data_dir(FLAGS.dataset, FLAGS.data_dir, source)
     config_name = FLAGS.config_name or default_config_name(settings, FLAGS.dataset,
                                                            FLAGS.split_id)
@@ -359,16 +368,14 @@ def run(argv: list[str]) -> int:
     tmp_dir = FileSystems.join(dataset_dir, f".{config_name}.tmp-{uuid.uuid4().hex[:8]}")
     if "://" not in tmp_dir:
         os.makedirs(tmp_dir)
-    options = pipeline_options(argv[1:])
-    runner = _runner_name(options)
-    if runner == "DirectRunner" and make_runner(options) is not None:
-        runner = "FnApiRunner"
+    runner_obj = make_runner(options)
+    runner = "FnApiRunner" if runner_obj else _runner_name(options)
     local = runner in LOCAL_RUNNERS
     progress_dir = tempfile.mkdtemp(prefix="actionflow-progress-") if (
         local and FLAGS.progress) else None
     started = time.monotonic()
     try:
-        p = beam.Pipeline(runner=make_runner(options), options=options)
+        p = beam.Pipeline(runner=runner_obj, options=options)
         build_graph(p, selected, listing_problems, settings, tmp_dir, FLAGS.num_shards,
                     progress_dir)
         if progress_dir:
@@ -390,8 +397,8 @@ def run(argv: list[str]) -> int:
 
     listed = sum(s["listed"] for s in info["splits"].values())
     ratio = len(errors) / listed if listed else 0.0
+    failed_errors = final_dir.rstrip("/") + ".failed-errors.jsonl"
     if ratio > FLAGS.max_failure_ratio:
-        failed_errors = final_dir.rstrip("/") + ".failed-errors.jsonl"
         _write_text(failed_errors, "".join(json.dumps(e, sort_keys=True) + "\n" for e in errors))
         _remove_quietly(tmp_dir)
         print(f"[build] FAILED: {len(errors)} of {listed} listed videos quarantined "
@@ -399,6 +406,8 @@ def run(argv: list[str]) -> int:
               f"committed; the reasons are in {failed_errors}", file=sys.stderr)
         return 1
     _commit(tmp_dir, final_dir, FLAGS.overwrite)
+    if FileSystems.exists(failed_errors):     # from an earlier failed attempt
+        FileSystems.delete([failed_errors])
     elapsed = time.monotonic() - started
     written = sum(s["num_examples"] for s in info["splits"].values())
     print(f"[build] wrote {written} clips to {final_dir} in {_format_seconds(elapsed)} "
@@ -508,12 +517,7 @@ def _remove_quietly(path: str):
 
 def parse_flags(argv: list[str]) -> list[str]:
     """Parses our flags (from their defaults); returns argv[0] plus the rest, for Beam."""
-    FLAGS.unparse_flags()
-    try:
-        return FLAGS(argv, known_only=True)
-    except flags.Error as e:
-        print(f"error: {e}\nRun with --help to see every flag.", file=sys.stderr)
-        sys.exit(2)
+    return cli.parse_known(argv, __name__, BEAM_EPILOG)
 
 
 def main(argv):

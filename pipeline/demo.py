@@ -17,6 +17,8 @@ import time
 
 from absl import app, flags
 
+from pipeline import cli
+
 FLAGS = flags.FLAGS
 
 # The build the demo runs: 16 evenly spaced frames at 64x64, like a small gesture model wants.
@@ -72,4 +74,5 @@ def _define_flags():
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)),
+            flags_parser=lambda argv: cli.parse_strict(argv, __name__))

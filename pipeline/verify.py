@@ -16,6 +16,8 @@ import sys
 
 from absl import app, flags
 
+from pipeline import cli
+
 from tfrecords import schema
 
 FLAGS = flags.FLAGS
@@ -122,4 +124,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)),
+            flags_parser=lambda argv: cli.parse_strict(argv, __name__))

@@ -59,6 +59,8 @@ class SamplingSpec:
             raise ValueError(f"short must be one of {SHORT_POLICIES}, got {self.short!r}")
         if self.mode in ("uniform", "segments") and not (self.num_frames and self.num_frames > 0):
             raise ValueError(f"sampling {self.mode!r} needs num_frames > 0")
+        if self.num_frames is not None and self.num_frames < 1:
+            raise ValueError("num_frames must be >= 1")
         if self.mode == "indices" and (not self.indices or min(self.indices) < 0):
             raise ValueError("sampling 'indices' needs a non-empty list of indices >= 0")
         if self.stride < 1:
