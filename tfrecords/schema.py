@@ -300,8 +300,9 @@ def encode_clip(frames: Sequence[np.ndarray] | Sequence[bytes], *,
     else:
         arrays = [np.asarray(f) for f in frames]
         first = arrays[0]
-        if first.dtype != np.uint8 or first.ndim != 3 or first.shape[2] != 3:
-            raise ValueError(f"frames must be uint8 [H, W, 3], got {first.dtype} {first.shape}")
+        for a in arrays:
+            if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+                raise ValueError(f"frames must be uint8 [H, W, 3], got {a.dtype} {a.shape}")
         if any(a.shape != first.shape for a in arrays):
             raise ValueError("all frames of a clip must have the same size")
         height, width = first.shape[:2]
