@@ -7,7 +7,7 @@ import apache_beam as beam
 import cv2
 import numpy as np
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import build, transforms, video
@@ -16,7 +16,7 @@ from tfrecords import schema
 
 
 def _pipeline():
-    return TestPipeline(runner="FnApiRunner")
+    return test_pipeline.TestPipeline(runner="FnApiRunner")
 
 
 def _encoded(split, slot, label_text="a", label=0, frames=2, record=b"r"):
