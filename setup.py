@@ -33,7 +33,7 @@ setup(
                                     "tfrecords", "tfrecords.*", "configs", "configs.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8,<10"],
+        "test": ["pytest>=8,<10", "av>=12,<19"],  # av: writes variable-frame-rate test videos
         "gpu": ["tensorflow[and-cuda]==2.17.1"],
     },
     license="Apache-2.0",

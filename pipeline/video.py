@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -270,42 +270,78 @@ def count_frames(path: str) -> int:
         frames.close()
 
 
-def _decode_pass(path: str, keep: Callable[[int, float], bool], spec: FrameSpec):
-    """One streamed pass: returns ({index: (bytes, t_ms)}, n_frames, fps, claimed, src_hw)."""
+class _Pass(NamedTuple):
+    """What one decode pass saw."""
+    kept: dict          # index -> (encoded bytes, timestamp ms)
+    n: int              # frames decoded
+    fps: float          # container's nominal rate (0 if unknown)
+    claimed: int        # container's frame count (0 if unknown)
+    src_hw: tuple       # source frame (height, width)
+    last_ms: float      # timestamp of the last frame
+
+
+def _decode_pass(path: str, keep: Callable[[int, float], bool], spec: FrameSpec) -> _Pass:
+    """One streamed pass over the video, processing only the frames ``keep`` accepts."""
     frames = _Frames(path)
     kept: dict[int, tuple[bytes, float]] = {}
     src_hw = (0, 0)
-    n = 0
+    n, last = 0, 0.0
     try:
-        for n_minus_1, t in frames:
-            n = n_minus_1 + 1
-            if keep(n_minus_1, t):
+        for index, t in frames:
+            n, last = index + 1, t
+            if keep(index, t):
                 bgr = frames.retrieve()
                 src_hw = bgr.shape[:2]
-                kept[n_minus_1] = (process_frame(bgr, spec), t)
-        return kept, n, frames.fps, frames.claimed, src_hw
+                kept[index] = (process_frame(bgr, spec), t)
+        return _Pass(kept, n, frames.fps, frames.claimed, src_hw, last)
     finally:
         frames.close()
+
+
+def _effective_fps(result: _Pass) -> float:
+    """The container's rate, unless the timestamps say otherwise (variable frame rate)."""
+    if result.n < 2 or result.last_ms <= 0:
+        return result.fps
+    measured = (result.n - 1) * 1000.0 / result.last_ms
+    if result.fps and abs(measured - result.fps) <= 0.05 * result.fps:
+        return result.fps
+    return measured
+
+
+def _check_truncation(result: _Pass, claimed: int, tolerance: float):
+    """Rejects a video whose decoded frames fall well short of what the container declares.
+
+    Frame counts alone lie (variable-frame-rate files report duration x nominal
+    rate), so a video counts as truncated only when both its frame count and
+    the time its frames span fall short by more than ``tolerance``.
+    """
+    missing = claimed - result.n
+    if not (claimed and result.fps and missing > 1 and missing > tolerance * claimed):
+        return
+    declared_ms = claimed * 1000.0 / result.fps
+    decoded_ms = result.last_ms + 1000.0 / result.fps
+    if decoded_ms < (1.0 - tolerance) * declared_ms:
+        raise MediaError("truncated", f"decoded {result.n} of the {claimed} frames "
+                                      f"({decoded_ms / 1000:.2f}s of {declared_ms / 1000:.2f}s) "
+                                      "the container declares: truncated or damaged file")
 
 
 def decode_video(path: str, sampling: SamplingSpec, frame_spec: FrameSpec,
                  truncation_tolerance: float = 0.05) -> Clip:
     """Decodes one video file into a Clip (path may be remote: copied to a temp file).
 
-    A video that decodes to fewer frames than its container declares, by more
-    than ``truncation_tolerance`` of the declared count (and more than one
-    frame), is rejected as truncated; 1.0 accepts any shortfall.
+    A video whose frames fall short of what its container declares by more
+    than ``truncation_tolerance`` (see ``_check_truncation``) is rejected as
+    truncated; 1.0 accepts any shortfall.
     """
     with local_copy(path) as local:
         if os.path.getsize(local) == 0:
             raise MediaError("empty_file", "the file is 0 bytes")
         if not sampling.needs_count:
-            kept, n, fps, claimed, src_hw = _decode_pass(local, _stream_selector(sampling), frame_spec)
-            if n == 0:
-                raise MediaError("no_frames", "the file opened but no frame could be decoded "
-                                              "(truncated or corrupt)")
-            order = sorted(kept)
-            policy = "none"
+            result = _decode_pass(local, _stream_selector(sampling), frame_spec)
+            claimed = result.claimed
+            _require_frames(result)
+            order, policy = sorted(result.kept), "none"
         else:
             probe = _Frames(local)
             claimed = probe.claimed
@@ -316,33 +352,35 @@ def decode_video(path: str, sampling: SamplingSpec, frame_spec: FrameSpec,
                 wanted = set(plan_indices(sampling, claimed)[0])
             except MediaError:      # the claimed count may be wrong: decide on the real one
                 wanted = set()
-            kept, n, fps, claimed_again, src_hw = _decode_pass(
-                local, lambda i, t: i in wanted, frame_spec)
-            if n == 0:
-                raise MediaError("no_frames", "the file opened but no frame could be decoded "
-                                              "(truncated or corrupt)")
-            order, policy = plan_indices(sampling, n)
-            if not set(order) <= kept.keys():   # the container's count was wrong: decode again
+            result = _decode_pass(local, lambda i, t: i in wanted, frame_spec)
+            _require_frames(result)
+            order, policy = plan_indices(sampling, result.n)
+            if not set(order) <= result.kept.keys():   # the claimed count was wrong: again
                 wanted = set(order)
-                kept, n2, fps, _, src_hw = _decode_pass(local, lambda i, t: i in wanted, frame_spec)
-                if n2 != n or not set(order) <= kept.keys():
-                    raise MediaError("unstable_decode", f"two decode passes gave {n} and {n2} frames")
-    missing = claimed - n
-    if claimed and missing > 1 and missing > truncation_tolerance * claimed:
-        raise MediaError("truncated", f"decoded {n} of the {claimed} frames the container "
-                                      "declares (truncated or damaged file)")
-    out_h, out_w = output_size(frame_spec, *src_hw)
+                again = _decode_pass(local, lambda i, t: i in wanted, frame_spec)
+                if again.n != result.n or not set(order) <= again.kept.keys():
+                    raise MediaError("unstable_decode",
+                                     f"two decode passes gave {result.n} and {again.n} frames")
+                result = again
+    _check_truncation(result, claimed, truncation_tolerance)
+    out_h, out_w = output_size(frame_spec, *result.src_hw)
     return Clip(
-        frames=[kept[i][0] for i in order],
-        timestamps_us=[int(round(kept[i][1] * 1000)) for i in order],
+        frames=[result.kept[i][0] for i in order],
+        timestamps_us=[int(round(result.kept[i][1] * 1000)) for i in order],
         source_indices=list(order),
-        fps=fps,
-        source_num_frames=n,
+        fps=_effective_fps(result),
+        source_num_frames=result.n,
         claimed_num_frames=claimed,
         height=out_h, width=out_w,
-        source_height=int(src_hw[0]), source_width=int(src_hw[1]),
+        source_height=int(result.src_hw[0]), source_width=int(result.src_hw[1]),
         short_policy=policy,
     )
+
+
+def _require_frames(result: _Pass):
+    if result.n == 0:
+        raise MediaError("no_frames", "the file opened but no frame could be decoded "
+                                      "(truncated or corrupt)")
 
 
 def _stream_selector(spec: SamplingSpec) -> Callable[[int, float], bool]:

@@ -596,3 +596,53 @@ def test_real_video_uniform16(real_dir, name, n, fps, h, w, uniform16):
     for b in clip.frames:
         assert cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR).shape == (out_h, out_w, 3)
     assert all(abs(t - i * 1e6 / fps) <= 2 for i, t in zip(uniform16, clip.timestamps_us))
+
+
+# --------------------------------------------------------------------------
+# Variable frame rate: a Matroska file whose frames are unevenly spaced. Its
+# container reports a nominal 1000 fps and a frame count of duration x rate
+# (1501), neither of which is true.
+# --------------------------------------------------------------------------
+VFR_PTS_MS = [0, 40, 80, 120, 400, 410, 420, 430, 1000, 1500]
+
+
+@pytest.fixture()
+def vfr_video(tmp_path):
+    import fractions
+
+    import av
+    path = tmp_path / "vfr.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=1000)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = fractions.Fraction(1, 1000)
+        for i, pts in enumerate(VFR_PTS_MS):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8),
+                                               format="rgb24")
+            frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return str(path)
+
+
+def test_variable_frame_rate_keeps_real_timestamps(vfr_video):
+    clip = decode_video(vfr_video, SamplingSpec("all"), FrameSpec(image_format="png"))
+    assert clip.claimed_num_frames == 1501 and clip.source_num_frames == 10
+    assert clip.timestamps_us == [t * 1000 for t in VFR_PTS_MS]
+    assert clip.fps == pytest.approx(9 / 1.5)          # measured from the timestamps
+    levels = [int(cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_GRAYSCALE).mean())
+              for f in clip.frames]
+    assert [round(v / 20) for v in levels] == list(range(10))
+
+
+def test_variable_frame_rate_resamples_by_time_and_plans_on_real_count(vfr_video):
+    clip = decode_video(vfr_video, SamplingSpec("all", fps=2), FrameSpec())
+    # targets every 500 ms: 0 -> frame 0; 500 -> first frame at/after it is 1000 ms
+    # (frame 8), which also covers the 1000 target; 1500 -> frame 9.
+    assert clip.source_indices == [0, 8, 9]
+    assert clip.timestamps_us == [0, 1_000_000, 1_500_000]
+    clip = decode_video(vfr_video, SamplingSpec("uniform", num_frames=4), FrameSpec())
+    assert clip.source_indices == [0, 3, 6, 9]
+    assert clip.timestamps_us == [0, 120_000, 420_000, 1_500_000]
