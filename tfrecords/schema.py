@@ -26,7 +26,14 @@ Layout of one record::
       image/height, image/width, image/channels   int64
       image/format          bytes (jpeg|png|raw)
       keypoints/layout      bytes (BODY_25|COCO|...)
-      keypoints/num_points, keypoints/num_people  int64
+      keypoints/num_points, keypoints/num_people, keypoints/num_coords  int64
+      keypoints/names       bytes, one per point
+
+Keypoint records (``encode_keypoints``) carry, per frame, ``keypoints/values``
+(P people x V points x C coords, flattened), ``keypoints/mask`` (P x V: 1 where
+the point was seen), ``frame/timestamp``, ``frame/source_index`` and,
+optionally, ``frame/label/index``; their context holds the clip keys above
+plus the keypoints/* keys.
 """
 from __future__ import annotations
 
@@ -56,6 +63,8 @@ IMAGE_FORMAT = "image/format"
 KEYPOINTS_LAYOUT = "keypoints/layout"
 KEYPOINTS_NUM_POINTS = "keypoints/num_points"
 KEYPOINTS_NUM_PEOPLE = "keypoints/num_people"
+KEYPOINTS_NUM_COORDS = "keypoints/num_coords"
+KEYPOINTS_NAMES = "keypoints/names"
 # Feature lists (per frame).
 IMAGE_ENCODED = "image/encoded"
 IMAGE_TIMESTAMP = "image/timestamp"
@@ -63,6 +72,8 @@ IMAGE_SOURCE_INDEX = "image/source_index"
 KEYPOINTS_VALUES = "keypoints/values"
 KEYPOINTS_MASK = "keypoints/mask"
 FRAME_LABEL_INDEX = "frame/label/index"
+FRAME_TIMESTAMP = "frame/timestamp"
+FRAME_SOURCE_INDEX = "frame/source_index"
 
 IMAGE_FORMATS = ("jpeg", "png", "raw")
 UNLABELLED = -1
@@ -422,3 +433,119 @@ def decode_frames(frames, image_format: str, height=None, width=None, channels: 
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
     return tf.map_fn(decode, frames, fn_output_signature=tf.TensorSpec([None, None, channels],
                                                                        tf.uint8))
+
+
+# --------------------------------------------------------------------------
+# Keypoint sequences.
+# --------------------------------------------------------------------------
+def encode_keypoints(values: np.ndarray, mask: np.ndarray, *,
+                     label: int,
+                     label_text: str = "",
+                     video_id: str = "",
+                     layout: str = "",
+                     point_names: Sequence[str] = (),
+                     fps: float = 0.0,
+                     timestamps_us: Sequence[int] | None = None,
+                     source_indices: Sequence[int] | None = None,
+                     frame_labels: Sequence[int] | None = None,
+                     extra_context: Mapping[str, Any] | None = None) -> bytes:
+    """Serialises a keypoint sequence as a SequenceExample.
+
+    Args:
+      values: float ``[T, P, V, C]``: T frames, P people, V points, C coords
+        (x, y[, confidence]); missing people/points are zeros.
+      mask: ``[T, P, V]``, 1 where the point was seen, 0 where it is missing.
+      frame_labels: optional per-frame class index (``frame/label/index``).
+    """
+    values = np.asarray(values, dtype=np.float32)
+    mask = np.asarray(mask, dtype=np.float32)
+    if values.ndim != 4:
+        raise ValueError(f"values must be [T, P, V, C], got shape {values.shape}")
+    t, p, v, c = values.shape
+    if t == 0:
+        raise ValueError("a keypoint sequence needs at least one frame")
+    if mask.shape != (t, p, v):
+        raise ValueError(f"mask must be [T, P, V] = {(t, p, v)}, got {mask.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError("keypoint values must be finite")
+    if timestamps_us is None:
+        timestamps_us = [int(round(i * 1e6 / fps)) if fps > 0 else 0 for i in range(t)]
+    if source_indices is None:
+        source_indices = range(t)
+    timestamps_us = [int(x) for x in timestamps_us]
+    source_indices = [int(x) for x in source_indices]
+    if len(timestamps_us) != t or len(source_indices) != t:
+        raise ValueError("timestamps_us and source_indices need one value per frame")
+    context = {
+        LABEL_INDEX: int64_feature([label]),
+        LABEL_TEXT: bytes_feature([label_text]),
+        VIDEO_FILENAME: bytes_feature([video_id]),
+        VIDEO_FPS: float_feature([fps]),
+        CLIP_NUM_FRAMES: int64_feature([t]),
+        CLIP_START_TIMESTAMP: int64_feature([timestamps_us[0]]),
+        CLIP_END_TIMESTAMP: int64_feature([timestamps_us[-1]]),
+        KEYPOINTS_LAYOUT: bytes_feature([layout]),
+        KEYPOINTS_NUM_PEOPLE: int64_feature([p]),
+        KEYPOINTS_NUM_POINTS: int64_feature([v]),
+        KEYPOINTS_NUM_COORDS: int64_feature([c]),
+        KEYPOINTS_NAMES: bytes_feature(list(point_names)),
+    }
+    for key, value in (extra_context or {}).items():
+        context[key] = _feature_for(value)
+    feature_lists = {
+        KEYPOINTS_VALUES: [float_feature(frame) for frame in values.reshape(t, -1)],
+        KEYPOINTS_MASK: [float_feature(frame) for frame in mask.reshape(t, -1)],
+        FRAME_TIMESTAMP: [int64_feature([x]) for x in timestamps_us],
+        FRAME_SOURCE_INDEX: [int64_feature([x]) for x in source_indices],
+    }
+    if frame_labels is not None:
+        if len(frame_labels) != t:
+            raise ValueError("frame_labels needs one value per frame")
+        feature_lists[FRAME_LABEL_INDEX] = [int64_feature([int(x)]) for x in frame_labels]
+    return sequence_example(context, feature_lists)
+
+
+def parse_keypoints(serialized) -> dict:
+    """Parses a keypoint record (eager or in Dataset.map).
+
+    Returns ``values`` float32 ``[T, P*V*C]``, ``mask`` float32 ``[T, P*V]``,
+    ``frame_labels`` int64 ``[T]`` (-1 where absent), ``timestamps_us``,
+    ``source_indices``, ``num_frames``, ``num_people``, ``num_points``,
+    ``num_coords``, ``layout``, ``label``, ``label_text``, ``video_id``, ``fps``.
+    """
+    import tensorflow as tf
+    i64, f32, s = tf.int64, tf.float32, tf.string
+    context_spec = {
+        LABEL_INDEX: tf.io.FixedLenFeature([], i64, default_value=UNLABELLED),
+        LABEL_TEXT: tf.io.FixedLenFeature([], s, default_value=""),
+        VIDEO_FILENAME: tf.io.FixedLenFeature([], s, default_value=""),
+        VIDEO_FPS: tf.io.FixedLenFeature([], f32, default_value=0.0),
+        KEYPOINTS_LAYOUT: tf.io.FixedLenFeature([], s, default_value=""),
+        KEYPOINTS_NUM_PEOPLE: tf.io.FixedLenFeature([], i64, default_value=1),
+        KEYPOINTS_NUM_POINTS: tf.io.FixedLenFeature([], i64),
+        KEYPOINTS_NUM_COORDS: tf.io.FixedLenFeature([], i64),
+    }
+    sequence_spec = {
+        KEYPOINTS_VALUES: tf.io.RaggedFeature(f32),
+        KEYPOINTS_MASK: tf.io.RaggedFeature(f32),
+        FRAME_LABEL_INDEX: tf.io.FixedLenSequenceFeature([], i64, allow_missing=True),
+        FRAME_TIMESTAMP: tf.io.FixedLenSequenceFeature([], i64, allow_missing=True),
+        FRAME_SOURCE_INDEX: tf.io.FixedLenSequenceFeature([], i64, allow_missing=True),
+    }
+    ctx, seq = tf.io.parse_single_sequence_example(
+        serialized, context_features=context_spec, sequence_features=sequence_spec)
+    p, v, c = ctx[KEYPOINTS_NUM_PEOPLE], ctx[KEYPOINTS_NUM_POINTS], ctx[KEYPOINTS_NUM_COORDS]
+    values = seq[KEYPOINTS_VALUES].to_tensor()
+    t = tf.shape(values)[0]
+    values = tf.reshape(values, tf.stack([t, tf.cast(p * v * c, tf.int32)]))
+    mask = tf.reshape(seq[KEYPOINTS_MASK].to_tensor(), tf.stack([t, tf.cast(p * v, tf.int32)]))
+    labels = seq[FRAME_LABEL_INDEX]
+    labels = tf.cond(tf.shape(labels)[0] == t, lambda: labels,
+                     lambda: tf.fill([t], tf.constant(UNLABELLED, tf.int64)))
+    return {
+        "values": values, "mask": mask, "frame_labels": labels,
+        "timestamps_us": seq[FRAME_TIMESTAMP], "source_indices": seq[FRAME_SOURCE_INDEX],
+        "num_frames": t, "num_people": p, "num_points": v, "num_coords": c,
+        "layout": ctx[KEYPOINTS_LAYOUT], "label": ctx[LABEL_INDEX],
+        "label_text": ctx[LABEL_TEXT], "video_id": ctx[VIDEO_FILENAME], "fps": ctx[VIDEO_FPS],
+    }
