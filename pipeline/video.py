@@ -109,6 +109,7 @@ class Clip:
     source_height: int
     source_width: int
     short_policy: str               # 'none', or the policy that filled a short video
+    num_filled: int = 0             # frame folders: missing frame numbers filled with a neighbour
 
 
 # --------------------------------------------------------------------------

@@ -35,20 +35,45 @@ class SourceError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class SourceOptions:
-    """Source-side settings from the command line."""
+    """Source-side settings from the command line (each source reads the ones it knows)."""
     split_id: int = 1
     val_fraction: float = 0.0
     test_fraction: float = 0.0
+    # images
+    max_per_class: int | None = None      # keep at most N per class (stable hash order)
+    min_per_class: int | None = None      # drop classes with fewer than N (counted as unused)
+    # openpose labels
+    label_csv: str | None = None          # CSV with one row per video
+    label_column: str = "label"
+    id_column: str = "video"
+    id_template: str = "{id}"             # video name from the id column, e.g. "Kick_{id}"
+    segments_csv: str | None = None       # rows video,start_s,end_s,label -> per-frame labels
+    background_label: str = "none"        # per-frame label outside every segment
+
+
+KINDS = ("video", "frames", "image", "keypoints")
 
 
 @dataclasses.dataclass(frozen=True)
 class Item:
-    """One input to decode: a video file (or a frame folder, for later sources)."""
+    """One input to turn into record(s).
+
+    kind:  'video' (path is a video file), 'frames' (path is a folder of frame
+           images), 'image' (path is one image: a clip of one frame) or
+           'keypoints' (``files`` are one OpenPose JSON per frame).
+    files: for 'frames' and 'keypoints', the per-frame files in frame order
+           when the source already knows them (else the worker lists ``path``).
+    extra: source-specific details for the worker (e.g. frame numbers,
+           labelled segments), JSON-compatible values only.
+    """
     path: str          # full path (local, gs://, s3://)
     video_id: str      # path relative to the data directory, '/'-separated
     split: str         # one of SPLITS
     label: int         # class index, -1 when unlabelled
     label_text: str
+    kind: str = "video"
+    files: tuple[str, ...] = ()
+    extra: dict = dataclasses.field(default_factory=dict, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +97,7 @@ class Listing:
     problems: list[Problem] = dataclasses.field(default_factory=list)
     unused: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> count
     splits: tuple[str, ...] = ("train", "test")
+    modality: str = "video"        # 'video' (videos, frame folders), 'image' or 'keypoints'
 
 
 def join(*parts: str) -> str:
