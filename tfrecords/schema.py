@@ -66,6 +66,7 @@ KEYPOINTS_NUM_POINTS = "keypoints/num_points"
 KEYPOINTS_NUM_PEOPLE = "keypoints/num_people"
 KEYPOINTS_NUM_COORDS = "keypoints/num_coords"
 KEYPOINTS_NAMES = "keypoints/names"
+KEYPOINTS_NUM_MISSING_FRAMES = "keypoints/num_missing_frames"
 # Feature lists (per frame).
 IMAGE_ENCODED = "image/encoded"
 IMAGE_TIMESTAMP = "image/timestamp"
