@@ -38,21 +38,24 @@ import apache_beam as beam
 from absl import app, flags
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import cli, video
+from pipeline import cli, sources, video
 from pipeline.transforms import BuildSettings, build_graph
 from pipeline.sources import base as sources_base
 from tfrecords import schema
 
 FLAGS = flags.FLAGS
 
-VIDEO_DATASETS = ("ucf101", "hmdb51", "folder")
+DATASETS = tuple(sources.available())
 DATA_DIR_ENV = "ACTIONFLOW_DATA_DIR"
+FILE_STAGE = "file"      # errors.jsonl stage of a bad file inside an item that was still written
 DEFAULT_DATA_ROOT = os.path.join("~", "actionflow_data")
 BEAM_EPILOG = ("Any other --flag is passed to Beam's PipelineOptions unchanged (e.g. --runner, "
                "--direct_num_workers, --project, --region, --temp_location).")
 LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 
-flags.DEFINE_enum("dataset", None, VIDEO_DATASETS, "Which source layout to read.")
+flags.DEFINE_enum("dataset", None, DATASETS,
+                  "Which source layout to read: videos (ucf101, hmdb51, folder), frame folders "
+                  "(gestures, jester), images, or OpenPose keypoints (openpose).")
 flags.DEFINE_string(
     "data_dir", None,
     f"Root of the source dataset (local, gs:// or s3://). Default: ${DATA_DIR_ENV}/<dataset>, "
@@ -99,6 +102,46 @@ flags.DEFINE_float("max_failure_ratio", 0.01,
 flags.DEFINE_float("truncation_tolerance", 0.05,
                    "Quarantine a video as truncated when it decodes to fewer frames than its "
                    "container declares by more than this fraction; 1 accepts any shortfall.")
+flags.DEFINE_float("source_fps", 0.0,
+                   "Frame rate of frame folders and OpenPose sequences when no video says "
+                   "otherwise (0 = unknown); sets timestamps and per-frame labels.")
+# images
+flags.DEFINE_integer("max_per_class", None,
+                     "images: keep at most N per class (stable hash order); the rest are counted "
+                     "as unused.")
+flags.DEFINE_integer("min_per_class", None,
+                     "images: drop classes with fewer than N labelled images (counted as unused).")
+# openpose
+flags.DEFINE_string("label_csv", None,
+                    "openpose: CSV with one row per video giving its label (see --id_column, "
+                    "--label_column, --id_template).")
+flags.DEFINE_string("label_column", "label", "openpose: the --label_csv column holding the label.")
+flags.DEFINE_string("id_column", "video", "openpose: the --label_csv column identifying the video.")
+flags.DEFINE_string("id_template", "{id}",
+                    "openpose: video name from the id column, e.g. 'Kick_{id}'.")
+flags.DEFINE_string("segments_csv", None,
+                    "openpose: CSV rows video,start_s,end_s,label giving per-frame labels "
+                    "(frame/label/index) at the video's frame rate.")
+flags.DEFINE_string("background_label", "none",
+                    "openpose: per-frame label of frames outside every --segments_csv segment.")
+flags.DEFINE_enum("person_policy", "confidence", ["confidence", "largest", "track"],
+                  "openpose: which people to keep per frame: highest mean confidence, largest "
+                  "box, or the same person across frames by nearest centre.")
+flags.DEFINE_integer("max_people", 1, "openpose: people kept per frame (missing ones are zeros "
+                                      "with mask 0).")
+flags.DEFINE_list("keypoints", [],
+                  "openpose: subset of points by name or group (e.g. upper_body); default all.")
+flags.DEFINE_enum("coords", "xyc", ["xy", "xyc"],
+                  "openpose: store x,y or x,y,confidence per point.")
+flags.DEFINE_string("frame_size", None,
+                    "openpose: WxH of the source frames, to normalise coordinates to [0, 1].")
+flags.DEFINE_string("video_dir", None,
+                    "openpose: folder of the matching videos; their size normalises coordinates "
+                    "and their frame rate times the frames.")
+flags.DEFINE_integer("window", None,
+                     "openpose: cut each sequence into windows of N frames (one record each).")
+flags.DEFINE_integer("window_stride", None, "openpose: step between window starts (default "
+                                            "--window).")
 flags.DEFINE_boolean("progress", True,
                      "Show done/total, rate and ETA while a local build runs.")
 flags.DEFINE_enum("beam_log_level", "error", ["debug", "info", "warning", "error"],
@@ -112,15 +155,15 @@ class UserError(Exception):
 # --------------------------------------------------------------------------
 # Settings from flags.
 # --------------------------------------------------------------------------
-def _parse_size(text: str | None) -> tuple[int, int] | None:
+def _parse_size(text: str | None, flag: str = "--size") -> tuple[int, int] | None:
     if not text:
         return None
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise UserError(f"--size must look like 112x112 (WIDTHxHEIGHT), got {text!r}") from None
+        raise UserError(f"{flag} must look like 112x112 (WIDTHxHEIGHT), got {text!r}") from None
     if w <= 0 or h <= 0:
-        raise UserError("--size needs positive width and height")
+        raise UserError(f"{flag} needs positive width and height")
     return w, h
 
 
@@ -143,7 +186,22 @@ def settings_from_flags() -> BuildSettings:
         raise UserError("--fps applies to --sampling all only")
     if FLAGS.resize_shorter is not None and FLAGS.resize_shorter <= 0:
         raise UserError("--resize_shorter must be > 0")
-    return BuildSettings(sampling, frame, FLAGS.truncation_tolerance)
+    if FLAGS.source_fps < 0:
+        raise UserError("--source_fps must be >= 0")
+    keypoint_spec = None
+    if FLAGS.dataset == "openpose":
+        from pipeline import keypoints
+        try:
+            keypoint_spec = keypoints.KeypointSpec(
+                person_policy=FLAGS.person_policy, max_people=FLAGS.max_people,
+                keypoints=tuple(FLAGS.keypoints), coords=FLAGS.coords,
+                frame_size=_parse_size(FLAGS.frame_size, "--frame_size"),
+                video_dir=FLAGS.video_dir, source_fps=FLAGS.source_fps,
+                window=FLAGS.window, window_stride=FLAGS.window_stride)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    return BuildSettings(sampling, frame, FLAGS.truncation_tolerance, FLAGS.source_fps,
+                         keypoint_spec)
 
 
 def default_config_name(settings: BuildSettings, dataset: str, split_id: int) -> str:
@@ -224,7 +282,7 @@ class Progress:
         rate = done / elapsed if elapsed > 0 else 0.0
         pct = 100.0 * done / self.total if self.total else 100.0
         eta = _format_seconds((self.total - done) / rate) if rate > 0 else "?"
-        return (f"[build] {done}/{self.total} videos ({pct:.1f}%) · {rate:.1f} videos/s · "
+        return (f"[build] {done}/{self.total} items ({pct:.1f}%) · {rate:.1f} items/s · "
                 f"elapsed {_format_seconds(elapsed)} · ETA {eta}")
 
     def _run(self):
@@ -338,12 +396,11 @@ def run(argv: list[str]) -> int:
     """Runs the build; returns the process exit code."""
     logging.getLogger("apache_beam").setLevel(FLAGS.beam_log_level.upper())
     if not FLAGS.dataset:
-        raise UserError(f"--dataset is required: one of {', '.join(VIDEO_DATASETS)}")
+        raise UserError(f"--dataset is required: one of {', '.join(DATASETS)}")
     if not FLAGS.output_dir:
         raise UserError("--output_dir is required: where the build should be written")
     if not 0 <= FLAGS.max_failure_ratio <= 1:
         raise UserError("--max_failure_ratio must be in [0, 1]")
-    from pipeline import sources
     source = sources.get_source(FLAGS.dataset)
     settings = settings_from_flags()
     options = pipeline_options(argv[1:])
@@ -358,10 +415,14 @@ def run(argv: list[str]) -> int:
 
     listing = source.list_items(data_dir, sources_base.SourceOptions(
         split_id=FLAGS.split_id, val_fraction=FLAGS.val_fraction,
-        test_fraction=FLAGS.test_fraction))
+        test_fraction=FLAGS.test_fraction, max_per_class=FLAGS.max_per_class,
+        min_per_class=FLAGS.min_per_class, label_csv=FLAGS.label_csv,
+        label_column=FLAGS.label_column, id_column=FLAGS.id_column,
+        id_template=FLAGS.id_template, segments_csv=FLAGS.segments_csv,
+        background_label=FLAGS.background_label))
     selected = select_items(listing.items, FLAGS.max_examples_per_split)
     listing_problems = [dict(pr.to_json_dict(), video_id="") for pr in listing.problems]
-    print(f"[build] {FLAGS.dataset} from {data_dir}: {len(selected)} videos to decode, "
+    print(f"[build] {FLAGS.dataset} from {data_dir}: {len(selected)} items to decode, "
           f"{len(listing_problems)} listing problems, {sum(listing.unused.values())} unused; "
           f"{len(listing.classes)} classes", file=sys.stderr)
 
@@ -396,12 +457,13 @@ def run(argv: list[str]) -> int:
     _print_metrics(result)
 
     listed = sum(s["listed"] for s in info["splits"].values())
-    ratio = len(errors) / listed if listed else 0.0
+    failed = [e for e in errors if e["stage"] != FILE_STAGE]
+    ratio = len(failed) / listed if listed else 0.0
     failed_errors = final_dir.rstrip("/") + ".failed-errors.jsonl"
     if ratio > FLAGS.max_failure_ratio:
         _write_text(failed_errors, "".join(json.dumps(e, sort_keys=True) + "\n" for e in errors))
         _remove_quietly(tmp_dir)
-        print(f"[build] FAILED: {len(errors)} of {listed} listed videos quarantined "
+        print(f"[build] FAILED: {len(failed)} of {listed} listed items quarantined "
               f"({ratio:.1%} > --max_failure_ratio {FLAGS.max_failure_ratio:.1%}). Nothing was "
               f"committed; the reasons are in {failed_errors}", file=sys.stderr)
         return 1
@@ -410,17 +472,31 @@ def run(argv: list[str]) -> int:
         FileSystems.delete([failed_errors])
     elapsed = time.monotonic() - started
     written = sum(s["num_examples"] for s in info["splits"].values())
-    print(f"[build] wrote {written} clips to {final_dir} in {_format_seconds(elapsed)} "
-          f"({len(errors)} quarantined, see errors.jsonl)", file=sys.stderr)
+    bad_files = len(errors) - len(failed)
+    print(f"[build] wrote {written} records to {final_dir} in {_format_seconds(elapsed)} "
+          f"({len(failed)} items quarantined" + (f", {bad_files} bad files inside written items"
+                                                 if bad_files else "") + "; see errors.jsonl)",
+          file=sys.stderr)
     for split, s in sorted(info["splits"].items()):
-        print(f"[build]   {split}: {s['num_examples']} clips in {len(s['shards'])} shards, "
+        print(f"[build]   {split}: {s['num_examples']} records in {len(s['shards'])} shards, "
               f"{s['num_bytes'] / 2 ** 20:.1f} MiB", file=sys.stderr)
     print(final_dir)
     return 0
 
 
+def _empty_split() -> dict:
+    return {"num_examples": 0, "num_items": 0, "num_frames": 0, "per_class": {},
+            "unlabelled": 0, "num_bytes": 0, "shards": [], "listed": 0, "quarantined": 0,
+            "quarantined_files": 0}
+
+
 def _finalise(tmp_dir, listing, selected, settings, config_name, data_dir, beam_args, runner):
-    """Reads the side files, writes errors.jsonl and dataset_info.json into tmp_dir."""
+    """Reads the side files, writes errors.jsonl and dataset_info.json into tmp_dir.
+
+    Per split: ``listed`` items = ``num_items`` written + ``quarantined``; one item
+    can give several records (``num_examples``: keypoint windows); bad files
+    inside a written item (a frame's JSON) are ``quarantined_files``.
+    """
     shards = _read_jsonl(tmp_dir, "_shards")
     stats = _read_jsonl(tmp_dir, "_stats")
     errors = sorted(_read_jsonl(tmp_dir, "_errors"),
@@ -428,31 +504,36 @@ def _finalise(tmp_dir, listing, selected, settings, config_name, data_dir, beam_
     _write_text(FileSystems.join(tmp_dir, schema.ERRORS_FILE),
                 "".join(json.dumps(e, sort_keys=True) + "\n" for e in errors))
 
-    splits = {}
-    for split in listing.splits:
-        mine = sorted((s for s in shards if s["split"] == split), key=lambda s: s["index"])
-        splits[split] = {
-            "num_examples": 0, "num_frames": 0, "per_class": {},
-            "num_bytes": sum(s["num_bytes"] for s in mine),
-            "shards": [s["name"] for s in mine],
-            "listed": sum(1 for _, it in selected if it.split == split)
-                      + sum(1 for pr in listing.problems if pr.split == split),
-            "quarantined": sum(1 for e in errors if e["split"] == split),
-        }
+    splits = {split: _empty_split() for split in listing.splits}
+    for shard in sorted(shards, key=lambda sh: (sh["split"], sh["index"])):
+        s = splits.setdefault(shard["split"], _empty_split())
+        s["shards"].append(shard["name"])
+        s["num_bytes"] += shard["num_bytes"]
+    for _, item in selected:
+        splits.setdefault(item.split, _empty_split())["listed"] += 1
+    for problem in listing.problems:
+        if problem.split in splits:
+            splits[problem.split]["listed"] += 1
+    for e in errors:
+        if e["split"] in splits:
+            splits[e["split"]]["quarantined_files" if e["stage"] == FILE_STAGE
+                               else "quarantined"] += 1
     for row in stats:
-        s = splits.setdefault(row["split"], {"num_examples": 0, "num_frames": 0,
-                                             "per_class": {}, "shards": [], "num_bytes": 0,
-                                             "listed": 0, "quarantined": 0})
+        s = splits.setdefault(row["split"], _empty_split())
         s["num_examples"] += row["num_examples"]
+        s["num_items"] += row["num_items"]
         s["num_frames"] += row["num_frames"]
-        s["per_class"][row["class"]] = row["num_examples"]
+        if row["class"] is None:
+            s["unlabelled"] += row["num_examples"]
+        else:
+            s["per_class"][row["class"]] = row["num_examples"]
     unsplit = [e for e in errors if e["split"] not in splits]
     frame = settings.frame
     info = {
         "schema_version": schema.SCHEMA_VERSION,
         "dataset": FLAGS.dataset,
         "config_name": config_name,
-        "modality": "video",
+        "modality": listing.modality,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "classes": list(listing.classes),
         "num_classes": len(listing.classes),
@@ -464,6 +545,8 @@ def _finalise(tmp_dir, listing, selected, settings, config_name, data_dir, beam_
         "source": {"data_dir": data_dir, "listing_sha256": _listing_digest(listing)},
         "sampling": dataclasses.asdict(settings.sampling),
         "frame": dataclasses.asdict(settings.frame),
+        "source_fps": settings.source_fps,
+        "keypoints": dataclasses.asdict(settings.keypoints) if settings.keypoints else None,
         "flags": {name: FLAGS[name].value for name in _our_flag_names()},
         "beam": {"runner": runner, "args": list(beam_args)},
     }

@@ -13,7 +13,7 @@ import math
 import os
 import time
 import uuid
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -28,10 +28,12 @@ TARGET_SHARD_BYTES = 150 * 2 ** 20
 
 @dataclasses.dataclass(frozen=True)
 class BuildSettings:
-    """Everything a worker needs to turn an item into a record."""
+    """Everything a worker needs to turn an item into records."""
     sampling: video.SamplingSpec
     frame: video.FrameSpec
     truncation_tolerance: float = 0.05
+    source_fps: float = 0.0           # frame folders: their frame rate (0 = unknown)
+    keypoints: Any = None             # pipeline.keypoints.KeypointSpec for keypoint items
 
 
 class Encoded(NamedTuple):
@@ -43,6 +45,7 @@ class Encoded(NamedTuple):
     label_text: str
     num_frames: int
     record: bytes
+    part: int = 0      # 0 for the first record of a source item (windows number the rest)
 
 
 def num_shards_for(count: int, num_bytes: int, requested: int) -> int:
@@ -59,17 +62,19 @@ def num_shards_for(count: int, num_bytes: int, requested: int) -> int:
 
 
 class MakeRecords(beam.DoFn):
-    """Decodes, samples and encodes one video into a record; failures go to 'failed'."""
+    """Turns one listed item into record(s); failures go to the 'failed' output."""
 
     FAILED = "failed"
 
     def __init__(self, settings: BuildSettings, progress_dir: str | None = None):
         self.settings = settings
         self.progress_dir = progress_dir
-        self.ok = Metrics.counter("actionflow", "videos_written")
-        self.failed = Metrics.counter("actionflow", "videos_quarantined")
+        self.ok = Metrics.counter("actionflow", "items_written")
+        self.records = Metrics.counter("actionflow", "records_written")
+        self.failed = Metrics.counter("actionflow", "items_quarantined")
+        self.bad_files = Metrics.counter("actionflow", "files_quarantined")
         self.frames = Metrics.counter("actionflow", "frames_written")
-        self.decode_ms = Metrics.distribution("actionflow", "decode_ms_per_video")
+        self.decode_ms = Metrics.distribution("actionflow", "decode_ms_per_item")
         self._progress = None
 
     def setup(self):
@@ -85,33 +90,59 @@ class MakeRecords(beam.DoFn):
         slot, item = element
         start = time.perf_counter()
         try:
-            clip = video.decode_video(item.path, self.settings.sampling, self.settings.frame,
-                                      self.settings.truncation_tolerance)
-            record = schema.encode_clip(
-                clip.frames, label=item.label, label_text=item.label_text,
-                video_id=item.video_id, image_format=self.settings.frame.image_format,
-                height=clip.height, width=clip.width, fps=clip.fps,
-                timestamps_us=clip.timestamps_us, source_indices=clip.source_indices,
-                source_num_frames=clip.source_num_frames, short_policy=clip.short_policy)
+            made, file_problems = self._make(item)
         except video.MediaError as e:
-            self.failed.inc()
-            Metrics.counter("actionflow", f"quarantined_{e.reason}").inc()
-            yield beam.pvalue.TaggedOutput(self.FAILED, _problem_dict(
-                item, "decode", e.reason, e.detail))
-        except Exception as e:  # an unexpected failure on one video must not sink the build
-            self.failed.inc()
-            Metrics.counter("actionflow", "quarantined_unexpected_error").inc()
-            yield beam.pvalue.TaggedOutput(self.FAILED, _problem_dict(
-                item, "decode", "unexpected_error", f"{type(e).__name__}: {e}"))
+            made, file_problems = [], []
+            failure = (e.reason, e.detail)
+        except Exception as e:  # an unexpected failure on one item must not sink the build
+            made, file_problems = [], []
+            failure = ("unexpected_error", f"{type(e).__name__}: {e}")
         else:
-            self.ok.inc()
-            self.frames.inc(len(clip.frames))
-            yield Encoded(item.split, slot, item.video_id, item.label, item.label_text,
-                          len(clip.frames), record)
+            failure = None
         finally:
             self.decode_ms.update(int((time.perf_counter() - start) * 1000))
             if self._progress:
                 self._progress.write(b".")
+        for problem in file_problems:
+            self.bad_files.inc()
+            yield beam.pvalue.TaggedOutput(self.FAILED, problem)
+        if failure:
+            self.failed.inc()
+            Metrics.counter("actionflow", f"quarantined_{failure[0]}").inc()
+            yield beam.pvalue.TaggedOutput(self.FAILED, _problem_dict(item, "decode", *failure))
+            return
+        self.ok.inc()
+        for part, (video_id, label, label_text, num_frames, record) in enumerate(made):
+            self.records.inc()
+            self.frames.inc(num_frames)
+            yield Encoded(item.split, slot, video_id, label, label_text, num_frames, record, part)
+
+    def _make(self, item: sources_base.Item):
+        """([(video_id, label, label_text, num_frames, record)], [file problem dicts])."""
+        s = self.settings
+        if item.kind == "keypoints":
+            from pipeline import keypoints
+            records, problems = keypoints.make_keypoint_records(item, s.keypoints)
+            return [(r.video_id, r.label, r.label_text, r.num_frames, r.record)
+                    for r in records], problems
+        if item.kind == "video":
+            clip = video.decode_video(item.path, s.sampling, s.frame, s.truncation_tolerance)
+        elif item.kind == "frames":
+            from pipeline import frames
+            clip = frames.decode_frame_folder(item, s.sampling, s.frame, s.source_fps)
+        elif item.kind == "image":
+            from pipeline import frames
+            clip = frames.decode_image(item.path, s.frame)
+        else:
+            raise ValueError(f"unknown item kind {item.kind!r}")
+        record = schema.encode_clip(
+            clip.frames, label=item.label, label_text=item.label_text,
+            video_id=item.video_id, image_format=s.frame.image_format,
+            height=clip.height, width=clip.width, fps=clip.fps,
+            timestamps_us=clip.timestamps_us, source_indices=clip.source_indices,
+            source_num_frames=clip.source_num_frames, short_policy=clip.short_policy,
+            extra_context={schema.CLIP_NUM_FILLED: clip.num_filled} if clip.num_filled else None)
+        return [(item.video_id, item.label, item.label_text, len(clip.frames), record)], []
 
 
 def _problem_dict(item: sources_base.Item, stage: str, reason: str, detail: str) -> dict:
@@ -127,7 +158,7 @@ class WriteShard(beam.DoFn):
 
     def process(self, element):
         (split, index, count), records = element
-        records = sorted(records, key=lambda r: r.slot)
+        records = sorted(records, key=lambda r: (r.slot, r.part))
         name = schema.shard_name(split, index, count)
         path = FileSystems.join(self.directory, name)
         size = 0
@@ -143,14 +174,14 @@ class WriteShard(beam.DoFn):
 def _split_totals(records):
     """(split, (count, bytes)) for the shard-count side input."""
     return records | "SizePerSplit" >> beam.Map(lambda r: (r.split, (1, len(r.record)))) \
-                   | "SumPerSplit" >> beam.CombinePerKey(_sum_pairs)
+                   | "SumPerSplit" >> beam.CombinePerKey(_sum_tuples)
 
 
-def _sum_pairs(pairs):
-    total = [0, 0]
-    for a, b in pairs:
-        total[0] += a
-        total[1] += b
+def _sum_tuples(tuples):
+    """Element-wise sum of equal-length tuples (a CombineFn callable)."""
+    total = None
+    for t in tuples:
+        total = list(t) if total is None else [a + b for a, b in zip(total, t)]
     return tuple(total)
 
 
@@ -178,15 +209,17 @@ class WriteSplits(beam.PTransform):
 
 
 class CountPerClass(beam.PTransform):
-    """(split, label_text) -> [examples, frames] over written records."""
+    """Per (split, class) counts of records, source items and frames; class None = unlabelled."""
 
     def expand(self, records):
         return (records
-                | "KeyByClass" >> beam.Map(lambda r: ((r.split, r.label_text), (1, r.num_frames)))
-                | "SumPerClass" >> beam.CombinePerKey(_sum_pairs)
-                | "StatsToDict" >> beam.Map(lambda kv: {"split": kv[0][0], "class": kv[0][1],
-                                                        "num_examples": kv[1][0],
-                                                        "num_frames": kv[1][1]}))
+                | "KeyByClass" >> beam.Map(lambda r: (
+                    (r.split, r.label_text if r.label != schema.UNLABELLED else None),
+                    (1, int(r.part == 0), r.num_frames)))
+                | "SumPerClass" >> beam.CombinePerKey(_sum_tuples)
+                | "StatsToDict" >> beam.Map(lambda kv: {
+                    "split": kv[0][0], "class": kv[0][1], "num_examples": kv[1][0],
+                    "num_items": kv[1][1], "num_frames": kv[1][2]}))
 
 
 def _write_jsonl(pcoll, label: str, prefix: str):

@@ -26,16 +26,20 @@ flags.DEFINE_integer("decode_every", 10,
 flags.DEFINE_integer("max_problems", 50, "Print at most this many problems.")
 
 
-def _check_record(p: dict, info: dict, where: str, decode: bool, problems: list):
-    """Checks one parsed record (numpy values) against the build's info."""
-    classes = info.get("classes", [])
+def _check_label(p: dict, classes: list, where: str, problems: list):
     label, text = int(p["label"]), p["label_text"].decode()
-    if label != schema.UNLABELLED:
-        if not 0 <= label < len(classes):
-            problems.append(f"{where}: label {label} outside 0..{len(classes) - 1}")
-        elif text and text != classes[label]:
-            problems.append(f"{where}: label {label} is {classes[label]!r} in dataset_info "
-                            f"but the record says {text!r}")
+    if label == schema.UNLABELLED:
+        return
+    if not 0 <= label < len(classes):
+        problems.append(f"{where}: label {label} outside 0..{len(classes) - 1}")
+    elif text and text != classes[label]:
+        problems.append(f"{where}: label {label} is {classes[label]!r} in dataset_info "
+                        f"but the record says {text!r}")
+
+
+def _check_clip(p: dict, info: dict, where: str, decode: bool, problems: list):
+    """Checks one parsed clip record (numpy values) against the build's info."""
+    _check_label(p, info.get("classes", []), where, problems)
     fmt = p["image_format"].decode()
     if fmt != info.get("image_format", fmt):
         problems.append(f"{where}: image/format {fmt!r}, build says {info['image_format']!r}")
@@ -51,6 +55,28 @@ def _check_record(p: dict, info: dict, where: str, decode: bool, problems: list)
     if frames.shape[1:3] != (int(p["height"]), int(p["width"])):
         problems.append(f"{where}: frames decode to {frames.shape[2]}x{frames.shape[1]}, "
                         f"record says {int(p['width'])}x{int(p['height'])}")
+
+
+def _check_keypoints(p: dict, info: dict, where: str, decode: bool, problems: list):
+    """Checks one parsed keypoint record (numpy values) against the build's info."""
+    import numpy as np
+    classes = info.get("classes", [])
+    _check_label(p, classes, where, problems)
+    t, people, points, coords = (int(p[k]) for k in ("num_frames", "num_people", "num_points",
+                                                     "num_coords"))
+    if t == 0:
+        problems.append(f"{where}: no frames")
+    if p["values"].shape != (t, people * points * coords):
+        problems.append(f"{where}: keypoints/values shape {p['values'].shape}, expected "
+                        f"{(t, people * points * coords)}")
+    if p["mask"].shape != (t, people * points):
+        problems.append(f"{where}: keypoints/mask shape {p['mask'].shape}, expected "
+                        f"{(t, people * points)}")
+    if not np.isfinite(p["values"]).all():
+        problems.append(f"{where}: non-finite keypoint values")
+    labels = p["frame_labels"]
+    if ((labels < schema.UNLABELLED) | (labels >= len(classes))).any():
+        problems.append(f"{where}: frame labels outside -1..{len(classes) - 1}")
 
 
 def verify(build_dir: str, decode_every: int = 10, out=sys.stdout) -> list[str]:
@@ -69,10 +95,14 @@ def verify(build_dir: str, decode_every: int = 10, out=sys.stdout) -> list[str]:
     for name in sorted(present - listed):
         problems.append(f"unexpected shard {name} (not listed in {schema.DATASET_INFO_FILE})")
 
+    if info.get("modality") == "keypoints":
+        parse, check = schema.parse_keypoints, _check_keypoints
+    else:
+        parse, check = schema.parse_clip, _check_clip
     seen = 0
     for split, expected in sorted(info["splits"].items()):
         per_class = collections.Counter()
-        examples = frames = 0
+        examples = frames = unlabelled = 0
         for name in expected.get("shards", []):
             if name not in present:
                 continue
@@ -80,13 +110,17 @@ def verify(build_dir: str, decode_every: int = 10, out=sys.stdout) -> list[str]:
             try:
                 for i, raw in enumerate(tf.data.TFRecordDataset(f"{build_dir}/{name}")):
                     where = f"{name} record {i}"
-                    p = {k: v.numpy() for k, v in schema.parse_clip(raw).items()}
-                    _check_record(p, info, where, decode_every > 0 and seen % decode_every == 0,
-                                  problems)
+                    p = {k: v.numpy() for k, v in parse(raw).items()}
+                    check(p, info, where, decode_every > 0 and seen % decode_every == 0,
+                          problems)
                     seen += 1
                     examples += 1
                     frames += int(p["num_frames"])
-                    per_class[p["label_text"].decode() or str(int(p["label"]))] += 1
+                    label = int(p["label"])
+                    if label == schema.UNLABELLED:
+                        unlabelled += 1
+                    else:
+                        per_class[p["label_text"].decode() or str(label)] += 1
             except tf.errors.OpError as e:
                 problems.append(f"{name}: unreadable after {i + 1} records "
                                 f"({type(e).__name__}: {e.message.splitlines()[0]})")
@@ -96,6 +130,9 @@ def verify(build_dir: str, decode_every: int = 10, out=sys.stdout) -> list[str]:
         if frames != expected.get("num_frames"):
             problems.append(f"{split}: {frames} frames read, dataset_info says "
                             f"{expected.get('num_frames')}")
+        if unlabelled != expected.get("unlabelled", 0):
+            problems.append(f"{split}: {unlabelled} unlabelled records read, dataset_info says "
+                            f"{expected.get('unlabelled', 0)}")
         want = collections.Counter(expected.get("per_class", {}))
         for cls in sorted(set(want) | set(per_class)):
             if want[cls] != per_class[cls]:

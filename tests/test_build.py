@@ -48,7 +48,7 @@ def test_build_and_verify_two_workers(ucf_tree, tmp_path):
     assert r.returncode == 0, r.stderr
     build_dir = tmp_path / "ucf101" / "split1_uniform8_32x32_jpeg90"
     assert r.stdout.strip() == str(build_dir)
-    assert "25/25 videos" in r.stderr and "ETA" in r.stderr     # progress was shown
+    assert "25/25 items" in r.stderr and "ETA" in r.stderr     # progress was shown
 
     info = _info(build_dir)
     assert info["schema_version"] == schema.SCHEMA_VERSION
@@ -178,7 +178,7 @@ def test_too_many_failures_fail_the_build_after_writing_errors(bad_tree, tmp_pat
                "--size=32x32", "--config_name=strict", "--max_failure_ratio=0.1",
                "--direct_num_workers=1")
     assert r.returncode == 1
-    assert "6 of 21 listed videos quarantined" in r.stderr
+    assert "6 of 21 listed items quarantined" in r.stderr
     failed = out / "ucf101" / "strict.failed-errors.jsonl"
     reasons = sorted(json.loads(line)["reason"] for line in failed.read_text().splitlines())
     assert reasons == sorted(EXPECTED_BAD.values())

@@ -26,13 +26,18 @@ def _encoded(split, slot, label_text="a", label=0, frames=2, record=b"r"):
 
 def test_count_per_class():
     records = [_encoded("train", 0, "a", frames=2), _encoded("train", 1, "a", frames=3),
-               _encoded("train", 2, "b", 1), _encoded("test", 0, "a", frames=4)]
+               _encoded("train", 2, "b", 1), _encoded("test", 0, "a", frames=4),
+               _encoded("train", 3, "a", frames=5)._replace(part=1),      # a second window
+               _encoded("test", 1, "", label=-1, frames=1)]               # unlabelled
     with _pipeline() as p:
         out = p | beam.Create(records) | transforms.CountPerClass()
         assert_that(out, equal_to([
-            {"split": "train", "class": "a", "num_examples": 2, "num_frames": 5},
-            {"split": "train", "class": "b", "num_examples": 1, "num_frames": 2},
-            {"split": "test", "class": "a", "num_examples": 1, "num_frames": 4},
+            {"split": "train", "class": "a", "num_examples": 3, "num_items": 2,
+             "num_frames": 10},
+            {"split": "train", "class": "b", "num_examples": 1, "num_items": 1, "num_frames": 2},
+            {"split": "test", "class": "a", "num_examples": 1, "num_items": 1, "num_frames": 4},
+            {"split": "test", "class": None, "num_examples": 1, "num_items": 1,
+             "num_frames": 1},
         ]))
 
 
