@@ -47,6 +47,7 @@ FLAGS = flags.FLAGS
 
 DATASETS = tuple(sources.available())
 DATA_DIR_ENV = "ACTIONFLOW_DATA_DIR"
+FRAME_FOLDER_DATASETS = ("gestures", "jester")
 FILE_STAGE = "file"      # errors.jsonl stage of a bad file inside an item that was still written
 DEFAULT_DATA_ROOT = os.path.join("~", "actionflow_data")
 BEAM_EPILOG = ("Any other --flag is passed to Beam's PipelineOptions unchanged (e.g. --runner, "
@@ -188,6 +189,9 @@ def settings_from_flags() -> BuildSettings:
         raise UserError("--resize_shorter must be > 0")
     if FLAGS.source_fps < 0:
         raise UserError("--source_fps must be >= 0")
+    if FLAGS.fps and FLAGS.dataset in FRAME_FOLDER_DATASETS and not FLAGS.source_fps:
+        raise UserError("--fps resamples by time: frame folders carry no timestamps, so give "
+                        "their frame rate with --source_fps (Jester: 12)")
     keypoint_spec = None
     if FLAGS.dataset == "openpose":
         from pipeline import keypoints

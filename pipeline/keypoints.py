@@ -398,6 +398,9 @@ def read_sequence(item: sources_base.Item, spec: KeypointSpec) -> tuple[Keypoint
         people = np.asarray(arrays, dtype=np.float64).reshape(-1, num_points, 3)
         people[people[:, :, 2] <= 0] = 0.0
         frames[number - first] = people[(people[:, :, 2] > 0).any(axis=1)]
+    if not any(people is not None and len(people) for people in frames):
+        raise video.MediaError("no_people", f"no point with confidence > 0 in any of the "
+                               f"{len(raw)} usable files")
 
     points = resolve_points(spec.keypoints, layout)
     slots = select_people(frames, spec.person_policy, spec.max_people)

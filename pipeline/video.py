@@ -12,8 +12,8 @@ rate), so indices are planned from the claimed count and checked against the
 frames really decoded; when they disagree the plan is redone with the real
 count. Timestamps come from the decoder's presentation times.
 
-Frames from frame folders (``decode_frame_files``) go through the same
-crop/resize/encode steps.
+Frame folders and images (``pipeline.frames``) go through the same sampling
+plan and crop/resize/encode steps.
 """
 from __future__ import annotations
 

@@ -140,6 +140,17 @@ def test_short_folders_follow_the_policy(tmp_path):
     assert err.value.reason == "too_short"
 
 
+def test_each_chosen_file_is_read_once(tmp_path, monkeypatch):
+    folder = _folder(tmp_path / "v", [(f"{n}.png", n) for n in (1, 2, 4)])
+    reads = []
+    read = frames._read_image
+    monkeypatch.setattr(frames, "_read_image", lambda path: reads.append(path) or read(path))
+    clip = frames.decode_frame_folder(
+        _item(folder), SamplingSpec(mode="indices", indices=(3, 2, 1, 3, 3)), RAW)
+    assert _levels(clip) == [4, 2, 2, 4, 4]
+    assert reads == [str(folder / "4.png"), str(folder / "2.png")]
+
+
 def test_fps_resampling_needs_the_source_rate(tmp_path):
     spec = SamplingSpec(fps=10.0)
     clip = frames.decode_frame_folder(_item(_thirty(tmp_path)), spec, RAW, source_fps=30.0)

@@ -50,7 +50,9 @@ GESTURE_CSVS = {
                   "WIN_20180926_17_06_00_Pro_Stop_new;Stop_new;0\r\n"      # Stop_new is 2
                   "WIN_20180926_17_07_00_Pro_Left_Swipe_new;Left_Swipe_new;0\r\n"  # no folder
                   "WIN_20180926_17_08_00_Pro_Stop_new;Stop_new\r\n"
-                  "WIN_20180926_17_09_00_Pro_Stop_new;Stop_new;two\r\n"),
+                  "WIN_20180926_17_09_00_Pro_Stop_new;Stop_new;two\r\n"
+                  # spelt differently, but the name of class 1:
+                  "WIN_20180926_17_10_00_Pro_Right_Swipe_new;right_swipe_NEW;0\r\n"),
     "val.csv": (f"{STOP};Stop_new;2\n"
                 f"{RIGHT};Right_Swipe_new;1\n"),
 }
@@ -90,6 +92,8 @@ def test_gestures_listing(tmp_path):
          "train"),
         (str(tmp_path / "train/WIN_20180926_17_07_00_Pro_Left_Swipe_new"), "list",
          "missing_folder", "train"),
+        (str(tmp_path / "train/WIN_20180926_17_10_00_Pro_Right_Swipe_new"), "list",
+         "unknown_label", "train"),
     ]
     assert gestures.list_items(str(tmp_path), SourceOptions()) == listing
 
@@ -265,7 +269,7 @@ def test_images_stratified_split(tmp_path):
     # Pinned: a change here would reshuffle everyone's splits.
     assert sorted(i.video_id for i in listing.items
                   if i.split == "test" and i.label_text == "sitting") == [
-        "train/Image_12.jpg", "train/Image_29.jpg", "train/Image_6.jpg"]
+        "train/Image_23.jpg", "train/Image_6.jpg", "train/Image_9.jpg"]
 
 
 def test_images_val_only_keeps_the_unlabelled_test_split(tmp_path):
@@ -327,3 +331,9 @@ def test_images_errors(tmp_path):
     _write(tmp_path, {"Training_set.csv": "filename\nImage_1.jpg\n", "train/Image_1.jpg": b"x"})
     with pytest.raises(SourceError, match="'filename' and 'label'"):
         images.list_items(str(tmp_path), SourceOptions())
+
+
+def test_images_split_counts_round_half_up(tmp_path):
+    _write(tmp_path, {f"cats/{n}.jpg": b"x" for n in range(5)})
+    listing = images.list_items(str(tmp_path), SourceOptions(test_fraction=0.5))
+    assert _by_class_and_split(listing) == {("cats", "test"): 3, ("cats", "train"): 2}
