@@ -162,7 +162,9 @@ class KeypointSequence(NamedTuple):
     frame_labels: list[int] | None
 
 
-class _FrameError(Exception):
+class FrameError(Exception):
+    """One unusable JSON file; ``reason`` is its errors.jsonl code."""
+
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
         self.reason = reason
@@ -174,35 +176,35 @@ def _is_number(value) -> bool:
 
 
 def read_frame(path: str) -> list[list[float]]:
-    """The ``pose_keypoints_2d`` arrays of one OpenPose JSON file; raises _FrameError."""
+    """The ``pose_keypoints_2d`` arrays of one OpenPose JSON file; raises FrameError."""
     try:
         with FileSystems.open(path) as f:
             raw = f.read()
     except Exception as e:  # noqa: BLE001 - any I/O failure makes the frame missing
-        raise _FrameError("unreadable_file", f"{type(e).__name__}: {e}") from None
+        raise FrameError("unreadable_file", f"{type(e).__name__}: {e}") from None
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _FrameError("malformed_json", str(e)) from None
+        raise FrameError("malformed_json", str(e)) from None
     if not isinstance(data, dict):
-        raise _FrameError("malformed_json", f"top level is a {type(data).__name__}, not an object")
+        raise FrameError("malformed_json", f"top level is a {type(data).__name__}, not an object")
     if not isinstance(data.get("people"), list):
-        raise _FrameError("people_missing", "no 'people' list")
+        raise FrameError("people_missing", "no 'people' list")
     arrays = []
     for i, person in enumerate(data["people"]):
         points = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
         if not isinstance(points, list):
-            raise _FrameError("malformed_json", f"person {i} has no pose_keypoints_2d list")
+            raise FrameError("malformed_json", f"person {i} has no pose_keypoints_2d list")
         if len(points) not in _LAYOUT_BY_LENGTH:
-            raise _FrameError("wrong_length", f"person {i} has {len(points)} values; expected "
+            raise FrameError("wrong_length", f"person {i} has {len(points)} values; expected "
                               f"{' or '.join(map(str, _LAYOUT_BY_LENGTH))}")
         if not all(_is_number(v) for v in points):
-            raise _FrameError("malformed_json", f"person {i} has non-numeric values")
+            raise FrameError("malformed_json", f"person {i} has non-numeric values")
         if not all(math.isfinite(v) for v in points):
-            raise _FrameError("non_finite", f"person {i} has NaN or infinite values")
+            raise FrameError("non_finite", f"person {i} has NaN or infinite values")
         arrays.append(points)
     if len({len(a) for a in arrays}) > 1:
-        raise _FrameError("wrong_length", "people of different layouts in one frame")
+        raise FrameError("wrong_length", "people of different layouts in one frame")
     return arrays
 
 
@@ -351,7 +353,8 @@ def _problem(item: sources_base.Item, path: str, reason: str, detail: str) -> di
             "stage": FILE_STAGE, "reason": reason, "detail": detail}
 
 
-def read_sequence(item: sources_base.Item, spec: KeypointSpec) -> tuple[KeypointSequence, list[dict]]:
+def read_sequence(item: sources_base.Item,
+                  spec: KeypointSpec) -> tuple[KeypointSequence, list[dict]]:
     """Reads, selects and normalises one item's keypoints; returns it and per-file problems.
 
     Raises MediaError: ``no_valid_frames`` (no usable file), ``no_people`` (nobody in
@@ -374,7 +377,7 @@ def read_sequence(item: sources_base.Item, spec: KeypointSpec) -> tuple[Keypoint
     for number, path in zip(numbers, files):
         try:
             raw[number] = (path, read_frame(path))
-        except _FrameError as e:
+        except FrameError as e:
             problems.append(_problem(item, path, e.reason, e.detail))
     if not raw:
         reasons = collections.Counter(p["reason"] for p in problems)
@@ -443,7 +446,8 @@ def window_starts(num_frames: int, window: int | None, stride: int | None) -> li
     return list(range(0, num_frames - window + 1, stride or window))
 
 
-def make_keypoint_records(item: sources_base.Item, spec: KeypointSpec) -> tuple[list[KeypointRecord], list[dict]]:
+def make_keypoint_records(item: sources_base.Item,
+                          spec: KeypointSpec) -> tuple[list[KeypointRecord], list[dict]]:
     """One record per video (or per window); returns them and the per-file problems.
 
     Window records are named ``<video_id>#<start>`` (start = 0-based frame position
