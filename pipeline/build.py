@@ -211,6 +211,16 @@ def settings_from_flags() -> BuildSettings:
 def default_config_name(settings: BuildSettings, dataset: str, split_id: int) -> str:
     """A readable folder name from the settings, e.g. split1_uniform16_short128_jpeg90."""
     s, f = settings.sampling, settings.frame
+    if settings.keypoints is not None:
+        k = settings.keypoints
+        parts = [f"{k.person_policy}{k.max_people}p", k.coords]
+        if k.keypoints:
+            parts.append("-".join(k.keypoints))
+        if k.window:
+            parts.append(f"w{k.window}s{k.window_stride or k.window}")
+        if k.frame_size or k.video_dir:
+            parts.append("norm")
+        return "_".join(parts)
     parts = [f"split{split_id}"] if dataset in ("ucf101", "hmdb51") else []
     if s.mode == "all":
         parts.append(f"all{s.fps:g}fps" if s.fps else "all")

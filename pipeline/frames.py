@@ -21,7 +21,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import video
-from pipeline.sources.base import Item
+from pipeline.sources.base import Item, match_paths
 from pipeline.video import Clip, FrameSpec, MediaError, SamplingSpec
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -67,10 +67,10 @@ def list_frame_files(folder: str) -> list[tuple[int, str]]:
     """
     root = folder.rstrip("/")
     found = []
-    for meta in FileSystems.match([FileSystems.join(root, "*")])[0].metadata_list:
-        rel = meta.path[len(root):].lstrip("/\\")
+    for path in match_paths(FileSystems.join(root, "*")):
+        rel = path[len(root):].lstrip("/\\")
         if "/" not in rel and "\\" not in rel and _is_image(rel):
-            found.append((frame_number(rel), meta.path))
+            found.append((frame_number(rel), path))
     return _sorted_frames(found)
 
 
@@ -82,8 +82,8 @@ def list_subfolders(root: str) -> set[str]:
     """
     root = root.rstrip("/")
     names = set()
-    for meta in FileSystems.match([FileSystems.join(root, "*", "*")])[0].metadata_list:
-        rel = meta.path[len(root):].lstrip("/\\").replace("\\", "/")
+    for path in match_paths(FileSystems.join(root, "*", "*")):
+        rel = path[len(root):].lstrip("/\\").replace("\\", "/")
         if rel.count("/") == 1:
             names.add(rel.split("/")[0])
     return names

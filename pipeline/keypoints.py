@@ -304,11 +304,11 @@ def _videos_in(video_dir: str) -> dict[str, tuple[str, ...]]:
     """normalised stem -> video paths directly in video_dir (listed once per worker)."""
     found: dict[str, list[str]] = {}
     pattern = FileSystems.join(video_dir, "*")
-    for meta in FileSystems.match([pattern])[0].metadata_list:
-        name = meta.path.replace("\\", "/").rsplit("/", 1)[-1]
+    for path in sources_base.match_paths(pattern):
+        name = path.replace("\\", "/").rsplit("/", 1)[-1]
         stem, dot, ext = name.rpartition(".")
         if dot and f".{ext.lower()}" in sources_base.VIDEO_EXTENSIONS:
-            found.setdefault(normalised_name(stem), []).append(meta.path)
+            found.setdefault(normalised_name(stem), []).append(path)
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
 

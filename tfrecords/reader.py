@@ -730,7 +730,7 @@ def _keypoint_fn(spec: KeypointSpec, with_metadata: bool):
 def make_keypoint_dataset(source: str | Sequence[str], split: str | None = None, *,
                           training: bool, batch_size: int, window: int = 32, stride: int = 1,
                           window_shift: int | None = None, short: str = "pad",
-                          num_people: int = 1, num_points: int | None = None,
+                          num_people: int | None = None, num_points: int | None = None,
                           num_coords: int | None = None, target: str = "clip",
                           one_hot: bool = False, cache: bool | str = False,
                           shuffle_buffer: int = 256, repeat: bool | None = None,
@@ -742,17 +742,23 @@ def make_keypoint_dataset(source: str | Sequence[str], split: str | None = None,
     """Batches of keypoint windows: ``(features, target)``.
 
     features: ``keypoints`` float32 [B, W, P*V*C] (P = ``num_people`` people,
-    the first ones of each record, zero-padded when fewer), ``mask`` float32
+    the first ones of each record, zero-padded when fewer; default: the
+    build's ``max_people``, else 1), ``mask`` float32
     [B, W, P*V] (1 where a point was seen), ``valid`` float32 [B, W] (0 on
     padding frames), ``frame_labels`` int32 [B, W] (-1 where absent or padded).
     target: the clip label int32 [B] (``target="clip"``) or the frame labels
     [B, W] (``"frames"``); one-hot on request. Training draws one window per
     sequence; evaluation yields every window (``sample_windows``) in order.
-    ``num_points``/``num_coords`` give the feature size statically (Keras needs it).
-    Other arguments as in ``make_dataset``.
+    ``num_points`` and ``num_coords`` (default: from the build's ``coords``)
+    make the feature size static, as Keras needs. Other arguments as in
+    ``make_dataset``.
     """
     src = open_source(source, split, modalities=("keypoints",))
     names = tuple(classes) if classes is not None else src.classes
+    built = ((src.info or {}).get("keypoints") or {})
+    num_people = num_people or built.get("max_people") or 1
+    if num_coords is None and built.get("coords"):
+        num_coords = len(built["coords"])
     spec = KeypointSpec(training=training, window=window, stride=stride,
                         window_shift=window_shift, short=short, num_people=num_people,
                         num_points=num_points, num_coords=num_coords, target=target,

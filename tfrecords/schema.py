@@ -513,7 +513,9 @@ def parse_keypoints(serialized) -> dict:
     Returns ``values`` float32 ``[T, P*V*C]``, ``mask`` float32 ``[T, P*V]``,
     ``frame_labels`` int64 ``[T]`` (-1 where absent), ``timestamps_us``,
     ``source_indices``, ``num_frames``, ``num_people``, ``num_points``,
-    ``num_coords``, ``layout``, ``label``, ``label_text``, ``video_id``, ``fps``.
+    ``num_coords``, ``layout``, ``label``, ``label_text``, ``video_id``, ``fps``, and
+    ``frame_height``/``frame_width``: the source frame size that normalised x, y
+    to [0, 1] (0 when the coordinates are in pixels).
     """
     import tensorflow as tf
     i64, f32, s = tf.int64, tf.float32, tf.string
@@ -526,6 +528,8 @@ def parse_keypoints(serialized) -> dict:
         KEYPOINTS_NUM_PEOPLE: tf.io.FixedLenFeature([], i64, default_value=1),
         KEYPOINTS_NUM_POINTS: tf.io.FixedLenFeature([], i64),
         KEYPOINTS_NUM_COORDS: tf.io.FixedLenFeature([], i64),
+        IMAGE_HEIGHT: tf.io.FixedLenFeature([], i64, default_value=0),
+        IMAGE_WIDTH: tf.io.FixedLenFeature([], i64, default_value=0),
     }
     sequence_spec = {
         KEYPOINTS_VALUES: tf.io.RaggedFeature(f32),
@@ -550,4 +554,5 @@ def parse_keypoints(serialized) -> dict:
         "num_frames": t, "num_people": p, "num_points": v, "num_coords": c,
         "layout": ctx[KEYPOINTS_LAYOUT], "label": ctx[LABEL_INDEX],
         "label_text": ctx[LABEL_TEXT], "video_id": ctx[VIDEO_FILENAME], "fps": ctx[VIDEO_FPS],
+        "frame_height": ctx[IMAGE_HEIGHT], "frame_width": ctx[IMAGE_WIDTH],
     }

@@ -19,6 +19,7 @@ directories work.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import os
 from typing import Iterable
@@ -115,6 +116,15 @@ def read_text(path: str) -> str:
         return f.read().decode("utf-8-sig")
 
 
+def match_paths(pattern: str) -> list[str]:
+    """Paths matching a glob pattern: local ones through glob (which, unlike Beam's local
+    match, follows symlinked folders and does not walk below the pattern's depth),
+    remote ones through FileSystems.match."""
+    if "://" not in pattern:
+        return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
 def list_files(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
                depth: int = 2) -> list[str]:
     """Relative '/'-separated paths of files ``depth`` levels below ``root``.
@@ -125,8 +135,8 @@ def list_files(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
     root = root.rstrip("/")
     pattern = join(root, *(["*"] * depth))
     found = []
-    for match in FileSystems.match([pattern])[0].metadata_list:
-        rel = match.path[len(root):].lstrip("/").replace(os.sep, "/")
+    for path in match_paths(pattern):
+        rel = path[len(root):].lstrip("/").replace(os.sep, "/")
         if rel.lower().endswith(exts) and rel.count("/") == depth - 1:
             found.append(rel)
     return sorted(found)

@@ -4,8 +4,8 @@ Each CSV row names a frame folder, its gesture and the gesture's index. The
 index is the class; classes are ordered by it and named by the spelling most
 rows use. Real CSVs spell names inconsistently (``Left_Swipe_new``,
 ``Left Swipe_new``), so names are compared ignoring case, spaces and
-underscores; a row is quarantined as 'unknown_label' only when its name
-belongs to a different index than the one it gives.
+underscores; a row is quarantined as 'unknown_label' when its name is not
+the name the other rows give its index.
 """
 from __future__ import annotations
 
@@ -76,23 +76,21 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
     if not rows:
         raise _error(f"empty dataset: no rows in {data_dir}/train.csv or val.csv")
 
-    names_of, indices_of = collections.defaultdict(list), collections.defaultdict(list)
+    names_of = collections.defaultdict(list)
     for _, _, name, index in rows:
         names_of[index].append(name)
-        indices_of[_key(name)].append(index)
     if sorted(names_of) != list(range(len(names_of))):
         raise _error(f"label indices must be 0..N-1 without gaps; found {sorted(names_of)}")
     classes = [_majority(names_of[i]) for i in range(len(names_of))]
-    index_of_key = {key: _majority(votes) for key, votes in indices_of.items()}
 
     folders = {split: list_subfolders(join(data_dir, split)) for split in SPLITS}
     items = []
     for split, folder, name, index in rows:
         path = join(data_dir, split, folder)
-        if index_of_key[_key(name)] != index:
+        if _key(name) != _key(classes[index]):
             problems.append(Problem(path, "list", "unknown_label",
-                                    f"{name!r} with index {index}; other rows give it index "
-                                    f"{index_of_key[_key(name)]}", split))
+                                    f"{name!r} with index {index}, which the other rows call "
+                                    f"{classes[index]!r}", split))
         elif folder not in folders[split]:
             problems.append(Problem(path, "list", "missing_folder",
                                     f"listed in {split}.csv but no frames under {path}", split))
