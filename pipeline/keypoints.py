@@ -171,10 +171,6 @@ class FrameError(Exception):
         self.detail = detail
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def read_frame(path: str) -> list[list[float]]:
     """The ``pose_keypoints_2d`` arrays of one OpenPose JSON file; raises FrameError."""
     try:
@@ -198,11 +194,15 @@ def read_frame(path: str) -> list[list[float]]:
         if len(points) not in _LAYOUT_BY_LENGTH:
             raise FrameError("wrong_length", f"person {i} has {len(points)} values; expected "
                               f"{' or '.join(map(str, _LAYOUT_BY_LENGTH))}")
-        if not all(_is_number(v) for v in points):
+        try:
+            values = np.array(points, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if values is None or values.ndim != 1 or any(isinstance(v, (str, bool)) for v in points):
             raise FrameError("malformed_json", f"person {i} has non-numeric values")
-        if not all(math.isfinite(v) for v in points):
+        if not np.isfinite(values).all():
             raise FrameError("non_finite", f"person {i} has NaN or infinite values")
-        arrays.append(points)
+        arrays.append(values)
     if len({len(a) for a in arrays}) > 1:
         raise FrameError("wrong_length", "people of different layouts in one frame")
     return arrays

@@ -1,0 +1,204 @@
+"""Throughput of the OpenPose and frame-folder builds against plain reading loops.
+
+    python benchmarks/sources_bench.py [--copies 40] [--folders 2000] [--work_dir /tmp/af_sources_bench]
+
+Data, from the real fixtures in ../shared/fixtures/real (linked, never copied):
+  * OpenPose: the 1,785 soccer JSON files, linked --copies times under new video names.
+  * Frame folders: --folders gesture-layout folders, each linking the 10 JPEGs of
+    rawframes/img.
+
+Prints one markdown table; every ratio is between figures measured in this run.
+Build figures are the whole `python -m pipeline.build` command (Beam start-up
+included), with a warm page cache.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "fixtures" / "real"
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - start, out
+
+
+def _json_loop(paths):
+    people = 0
+    for p in paths:
+        with open(p) as f:
+            people += len(json.load(f).get("people", []))
+    return people
+
+
+def _decode_loop(paths):
+    n = 0
+    for p in paths:
+        with open(p, "rb") as f:
+            data = f.read()
+        n += cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
+    return n
+
+
+def _parallel(fn, paths, workers):
+    """Seconds for ``workers`` warm processes to run ``fn`` over their share of ``paths``."""
+    chunks = [paths[i::workers] for i in range(workers)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pool.map(fn, [paths[:1]] * workers)          # start-up and imports, not timed
+        start = time.perf_counter()
+        sum(pool.map(fn, chunks))
+        return time.perf_counter() - start
+
+
+def _keypoint_worker_loop(data_dir):
+    """The build's per-item work (listing + make_keypoint_records) in this process."""
+    from pipeline import keypoints
+    from pipeline.sources import openpose
+    from pipeline.sources.base import SourceOptions
+    listing = openpose.list_items(str(data_dir), SourceOptions())
+    spec = keypoints.KeypointSpec()
+    return sum(len(keypoints.make_keypoint_records(item, spec)[0]) for item in listing.items)
+
+
+def _build(args, out):
+    cmd = [sys.executable, "-m", "pipeline.build", f"--output_dir={out}", "--overwrite",
+           "--progress=false", "--config_name=bench", *args]
+    start = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if r.returncode != 0:
+        raise SystemExit(f"build failed:\n{' '.join(cmd)}\n{r.stderr[-3000:]}")
+    return elapsed
+
+
+def make_openpose(work: pathlib.Path, copies: int) -> list[str]:
+    src = sorted((REAL / "soccer" / "openpose").glob("*_keypoints.json"))
+    root = work / "openpose"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    paths = []
+    for c in range(copies):
+        for f in src:
+            video, frame = f.name[:-len("_keypoints.json")].rsplit("_", 1)
+            link = root / f"{video}c{c}_{frame}_keypoints.json"
+            link.symlink_to(f)
+            paths.append(str(link))
+    return paths
+
+
+def make_frame_folders(work: pathlib.Path, folders: int) -> list[str]:
+    src = sorted((REAL / "rawframes" / "img").glob("*.jpg"))
+    root = work / "gestures"
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "train").mkdir(parents=True)
+    (root / "val").mkdir()
+    rows, paths = [], []
+    for i in range(folders):
+        folder = root / "train" / f"clip_{i:05d}"
+        folder.mkdir()
+        for f in src:
+            (folder / f.name).symlink_to(f)
+            paths.append(str(folder / f.name))
+        rows.append(f"clip_{i:05d};{['Clap', 'Wave'][i % 2]};{i % 2}")
+    (root / "train.csv").write_text("\n".join(rows) + "\n")
+    (root / "val.csv").write_text("")
+    return paths
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--copies", type=int, default=40)
+    ap.add_argument("--folders", type=int, default=2000)
+    ap.add_argument("--work_dir", default="/tmp/af_sources_bench")
+    a = ap.parse_args()
+    work = pathlib.Path(a.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "out"
+    rows = []
+
+    json_paths = make_openpose(work, a.copies)
+    _json_loop(json_paths)                                   # warm the page cache
+    t_json, _ = _timed(_json_loop, json_paths)
+    t_json2 = _parallel(_json_loop, json_paths, 2)
+    op_args = ["--dataset=openpose", f"--data_dir={work / 'openpose'}",
+               f"--label_csv={REAL / 'soccer' / 'labels.csv'}", "--id_column=kick",
+               "--label_column=type", "--id_template=Kick_{id}"]
+    # every copy is its own video; labels exist for the originals only, so label copies too
+    labels = work / "labels.csv"
+    with open(REAL / "soccer" / "labels.csv") as f:
+        lines = f.read().splitlines()
+    header, body = lines[0], lines[1:]
+    labels.write_text("\n".join([header] + [f"{row.split(',', 1)[0]}c{c},{row.split(',', 1)[1]}"
+                                            for c in range(a.copies) for row in body]) + "\n")
+    op_args[2] = f"--label_csv={labels}"
+    t_op = {w: _build(op_args + [f"--direct_num_workers={w}"], out) for w in (1, 2)}
+    t_start = _build(op_args + ["--direct_num_workers=2", "--max_examples_per_split=1"], out)
+    _keypoint_worker_loop(work / "openpose")
+    t_work, _ = _timed(_keypoint_worker_loop, work / "openpose")
+    n = len(json_paths)
+    rows += [
+        ("OpenPose: json.load loop, 1 process", n / t_json, "files/s", ""),
+        ("OpenPose: json.load loop, 2 processes", n / t_json2, "files/s", ""),
+        ("OpenPose: the build's per-item work (list + make_keypoint_records), 1 process",
+         n / t_work, "files/s", f"{t_json / t_work:.2f}x the json.load loop"),
+        ("OpenPose: build command, 1 worker", n / t_op[1], "files/s",
+         f"{t_json / t_op[1]:.2f}x the 1-process loop"),
+        ("OpenPose: build command, 2 workers", n / t_op[2], "files/s",
+         f"{t_json2 / t_op[2]:.2f}x the 2-process loop, {t_op[1] / t_op[2]:.2f}x 1 worker"),
+        ("OpenPose: build command over 1 video (fixed start-up)", t_start, "s", ""),
+        ("OpenPose: build, 2 workers, less the fixed start-up", n / max(t_op[2] - t_start, 1e-9),
+         "files/s", f"{t_json2 / max(t_op[2] - t_start, 1e-9):.2f}x the 2-process loop"),
+    ]
+
+    frame_paths = make_frame_folders(work, a.folders)
+    _decode_loop(frame_paths)
+    t_dec, _ = _timed(_decode_loop, frame_paths)
+    t_dec2 = _parallel(_decode_loop, frame_paths, 2)
+    fb = ["--dataset=gestures", f"--data_dir={work / 'gestures'}"]
+    variants = {
+        "all frames, re-encoded JPEG": ["--sampling=all"],
+        "uniform 8, centre square 100x100": ["--sampling=uniform", "--num_frames=8",
+                                             "--crop=center_square", "--size=100x100"],
+    }
+    clips = a.folders
+    rows += [("frame folders: decode-only (read + imdecode), 1 process", clips / t_dec, "clips/s",
+              f"{len(frame_paths) / t_dec:.0f} frames/s"),
+             ("frame folders: decode-only, 2 processes", clips / t_dec2, "clips/s",
+              f"{len(frame_paths) / t_dec2:.0f} frames/s")]
+    t_start = _build(fb + ["--sampling=all", "--direct_num_workers=2",
+                           "--max_examples_per_split=1"], out)
+    rows.append(("frame folders: build command over 1 folder (fixed start-up)", t_start, "s", ""))
+    for name, extra in variants.items():
+        t = _build(fb + extra + ["--direct_num_workers=2"], out)
+        rows.append((f"frame folders build command, 2 workers: {name}", clips / t, "clips/s",
+                     f"{t_dec2 / t:.2f}x decode-only 2 processes; less start-up "
+                     f"{clips / max(t - t_start, 1e-9):,.0f} clips/s = "
+                     f"{t_dec2 / max(t - t_start, 1e-9):.2f}x"))
+
+    print(f"command: python benchmarks/sources_bench.py --copies {a.copies} --folders {a.folders}")
+    print(f"data: {n} OpenPose files ({a.copies} x 1,785 real soccer files); {clips} frame "
+          f"folders x 10 real JPEGs ({REAL / 'rawframes' / 'img'}); {os.cpu_count()} cores\n")
+    print("| what | rate | unit | ratio / note |")
+    print("| --- | ---: | --- | --- |")
+    for what, rate, unit, note in rows:
+        print(f"| {what} | {rate:,.1f} | {unit} | {note} |" if unit == "s" else
+              f"| {what} | {rate:,.0f} | {unit} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
