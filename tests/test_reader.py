@@ -336,8 +336,8 @@ def test_colour_jitter_moves_values_within_amplitude(tmp_path):
 # --------------------------------------------------------------------------
 def _stages(serialized, spec, seed):
     record = reader.parse(serialized)
-    indices = reader.sample(record["num_frames"], spec, seed[0])
-    frames = reader.decode(record["frames"], indices, spec.image_format, record["height"],
+    plan = reader.sample(record, spec, seed[0])
+    frames = reader.decode(record["frames"], plan, spec.image_format, record["height"],
                            record["width"])
     return reader.augment(frames, record["label"], spec, seed[1])
 
