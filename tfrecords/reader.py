@@ -2,19 +2,23 @@ r"""tf.data input functions over actionflow builds (clips, images, keypoint sequ
 
 One chain of named stages, the same for every reader::
 
-    shards ─► read (interleave; shard files per input pipeline) ─► [cache] ─► [repeat, shuffle]
-          ─► map( parse ─► sample ─► decode ─► augment ) ─► batch ─► prefetch
+    shards ─► read ─► [cache] ─► [repeat ─► shuffle]
+           ─► map( parse ─► sample ─► decode ─► augment ) ─► batch ─► prefetch
 
+- ``read``: TFRecord shards, interleaved in training; files split between
+  input pipelines for ``tf.distribute``.
 - ``parse``: one serialised SequenceExample to tensors (``schema.parse_clip``).
-- ``sample``: frame indices from the record's frame count: a random offset in
-  training, evenly spaced clips in evaluation (``stride``, TSN ``segments`` or
-  ``uniform``); records shorter than the clip ``loop`` or ``repeat_last``.
-- ``decode``: gathers only the sampled encoded frames and decodes each distinct
-  one once (jpeg, png or raw).
-- ``augment``: crop (random, random-resized, scale jitter; centre or 3 crops
-  along the long side in evaluation), resize to ``crop_size``, horizontal flip
-  with an optional label swap by class name, brightness/contrast. Video stays
-  uint8.
+- ``sample``: where to read. Frame indices from the record's frame count
+  (``stride`` with a random offset, TSN ``segments``, ``uniform``; evenly
+  spaced clips in evaluation; short records ``loop`` or ``repeat_last``) and
+  crop windows from the frame size (random, random-resized or scale-jittered
+  in training; centre or 3 along the long side in evaluation).
+- ``decode``: gathers only the sampled encoded frames, decodes each distinct
+  one once (jpeg, png or raw) and cuts its windows right away (in training a
+  JPEG window is decoded alone with ``decode_and_crop_jpeg``).
+- ``augment``: resizes windows to ``crop_size``, flips horizontally with an
+  optional label swap by class name, jitters brightness/contrast. Video stays
+  uint8 throughout.
 - ``batch``: batches videos and folds the evaluation views (clips x crops) of
   each video into the batch axis: B videos -> ``[B * views, T, H, W, 3]``,
   labels repeated per view; ``regroup_views`` undoes it. ``prefetch`` ends it.
@@ -363,12 +367,12 @@ def decode(frames, plan: Mapping[str, Any], image_format: str, height=None, widt
 
     ``frames`` string [N] (encoded), ``plan`` from ``sample`` -> uint8
     [clips * crops, T, h, w, 3], clip-major. The encoded strings are gathered
-    first; with several clips each distinct frame is decoded once. Each frame
-    is cropped right after decoding, so full frames are never copied.
-    ``crop_jpeg`` (one window) decodes only the window's pixels with
-    ``tf.io.decode_and_crop_jpeg`` (~10 % faster; with 4:2:0 chroma the
-    window's edge column may differ slightly from decode-then-crop), which
-    the training readers use.
+    first; with several clips each distinct frame is decoded once (in a
+    ``tf.map_fn``), else each frame has its own decode op (no loop overhead).
+    Each frame is cropped right after decoding, so full frames are never
+    copied. ``crop_jpeg`` (one window) decodes only the window's pixels with
+    ``tf.io.decode_and_crop_jpeg``, as the training readers do (with 4:2:0
+    chroma the window's edge column may differ slightly from decode-then-crop).
     """
     indices, boxes = plan["indices"], plan["boxes"]
     clips, t = indices.shape
@@ -382,20 +386,23 @@ def decode(frames, plan: Mapping[str, Any], image_format: str, height=None, widt
         return tf.stack([image[..., b[0]:b[0] + b[2], b[1]:b[1] + b[3], :] for b in windows],
                         axis=-4)
 
-    if crop_jpeg and image_format == "jpeg" and crops == 1:
-        views = tf.map_fn(lambda e: tf.io.decode_and_crop_jpeg(e, boxes[0], channels=3)[None],
-                          encoded, fn_output_signature=tf.TensorSpec([1, None, None, 3],
-                                                                     tf.uint8))
-    elif image_format == "raw":
+    if image_format == "raw":
         full = tf.reshape(tf.io.decode_raw(encoded, tf.uint8),
                           tf.stack([-1, tf.cast(height, tf.int32), tf.cast(width, tf.int32), 3]))
         views = cut(full)                                    # [U, crops, h, w, 3]
     else:
         if image_format not in ("jpeg", "png"):
             raise ValueError(f"image_format must be one of {schema.IMAGE_FORMATS}")
-        decode_one = tf.io.decode_jpeg if image_format == "jpeg" else tf.io.decode_png
-        views = tf.map_fn(lambda e: cut(decode_one(e, channels=3)), encoded,
-                          fn_output_signature=tf.TensorSpec([crops, None, None, 3], tf.uint8))
+        if crop_jpeg and image_format == "jpeg" and crops == 1:
+            one = lambda e: tf.io.decode_and_crop_jpeg(e, boxes[0], channels=3)[None]  # noqa: E731
+        else:
+            decode_image = tf.io.decode_jpeg if image_format == "jpeg" else tf.io.decode_png
+            one = lambda e: cut(decode_image(e, channels=3))  # noqa: E731
+        if position is None:
+            views = tf.stack([one(encoded[k]) for k in range(clips * t)])
+        else:
+            views = tf.map_fn(one, encoded,
+                              fn_output_signature=tf.TensorSpec([crops, None, None, 3], tf.uint8))
     if position is not None:
         views = tf.gather(views, position)
     size = tf.shape(views)[-3:]
@@ -502,7 +509,10 @@ def read(files: Sequence[str], *, training: bool, deterministic: bool, seed: int
     With ``input_context`` each input pipeline reads every
     ``num_input_pipelines``-th file starting at its ``input_pipeline_id``
     (record-level sharding when there are fewer files than pipelines).
-    Training interleaves the shards in a shuffled order; evaluation reads them
+    Training interleaves the shards (one record from each in turn) in a
+    shuffled order, reading in parallel threads for remote paths (gs://,
+    s3://) and in one for local files, where extra reader threads only add
+    copying (measured: 40 % more CPU per 2 MB record). Evaluation reads them
     in the given order, records in file order.
     """
     files = list(files)
@@ -517,9 +527,11 @@ def read(files: Sequence[str], *, training: bool, deterministic: bool, seed: int
     names = tf.data.Dataset.from_tensor_slices(files)
     if training:
         names = names.shuffle(len(files), seed=seed)
+        remote = any("://" in f for f in files)
         ds = names.interleave(lambda f: tf.data.TFRecordDataset(f, compression),
                               cycle_length=min(len(files), 16), block_length=1,
-                              num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+                              num_parallel_calls=AUTOTUNE if remote else None,
+                              deterministic=deterministic if remote else None)
     else:
         ds = tf.data.TFRecordDataset(files, compression)
     if record_shard:

@@ -182,10 +182,10 @@ def make_input(config, info, *, training: bool, input_context=None, batch_size=N
 
 def _binary_frame_output(config, info) -> bool:
     """Whether the keypoint model ends in one sigmoid unit (binary frame-wise labels)."""
-    model = config.model
-    output = model.get("output", "auto") if hasattr(model, "get") else "auto"
-    single = model.get("binary_single_unit", True) if hasattr(model, "get") else True
-    return output == "sigmoid" or (output == "auto" and single and len(info["classes"]) <= 2)
+    from trainers import models
+    model = models.merged_config(config.model_name, config.model)
+    sigmoid = model.output == "sigmoid" or (model.output == "auto" and len(info["classes"]) <= 2)
+    return sigmoid and len(info["classes"]) <= 2 and model.binary_single_unit
 
 
 # --------------------------------------------------------------------------
@@ -333,11 +333,7 @@ def resolved_config(config) -> dict:
     """The config with the model knobs merged over the family's defaults, as plain data."""
     from trainers import models
     out = config.to_dict()
-    merged = models.default_config(config.model_name, config.model.get("variant", None)
-                                   if hasattr(config.model, "get") else None)
-    with merged.unlocked():
-        merged.update(config.model.to_dict())
-    out["model"] = merged.to_dict()
+    out["model"] = models.merged_config(config.model_name, config.model).to_dict()
     return json.loads(json.dumps(out, default=str))
 
 

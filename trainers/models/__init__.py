@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import ml_collections
 
-__all__ = ["available", "build_model", "default_config", "family"]
+__all__ = ["available", "build_model", "default_config", "family", "merged_config"]
 
 
 def available() -> list[str]:
@@ -58,7 +58,15 @@ def build_model(name: str, config: Mapping[str, Any] | None = None, *,
     batch dimension.
     """
     module = family(name)
-    merged = module.default_config()
-    if config is not None:
-        merged.update(config)
+    merged = merged_config(name, config)
     return module.build(merged, input_shape=tuple(input_shape), num_classes=int(num_classes))
+
+
+def merged_config(name: str, config: Mapping[str, Any] | None = None):
+    """The family's default config (of ``config['variant']`` when given) updated by ``config``."""
+    overrides = dict(config.items()) if config is not None else {}
+    variant = overrides.pop("variant", None)
+    merged = default_config(name, variant)
+    if overrides:
+        merged.update(overrides)    # locked: an unknown knob raises KeyError
+    return merged

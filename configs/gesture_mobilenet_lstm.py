@@ -1,0 +1,49 @@
+r"""Smart-TV gestures: ImageNet MobileNet on every frame, then an LSTM(16) (transfer learning).
+
+Build the 11 frames the gesture models use (663 train + 100 val clips, 100x100), then train
+(Keras downloads the MobileNet ImageNet weights, 17 MB, on first use):
+
+    python -m pipeline.build --dataset gestures --data_dir ~/data/Project_data \
+        --output_dir records --sampling indices --indices 3,6,9,11,13,15,17,19,21,24,27 \
+        --crop center_square --size 100x100
+    python -m trainers.train --config configs/gesture_mobilenet_lstm.py \
+        --workdir runs/gesture_mobilenet_lstm
+
+It prints ``[train] transfer_rnn on records/gestures/indices11_square_100x100_jpeg90 (video, 5
+classes), input (11, 100, 100, 3), precision mixed_float16, 1 replica(s), 41 steps x 30 epochs
+of batch 16`` (float32 on a CPU), one line per epoch, then ``[train] best epoch N: val
+accuracy A, loss L (Ts training)``. A is not measured with this code yet: record it here.
+
+transfer_rnn's "mobilenet_gru" variant with an LSTM for the GRU: MobileNet (every layer
+trained, learning rate 1e-4 so the ImageNet features survive) → BatchNorm → MaxPool 2x2 →
+Dropout 0.3 → Flatten → LSTM(16) → Dropout 0.35 → Dense 64 → Dropout 0.4 → Dense 5.
+Training flips clips and then swaps Left_Swipe_new and Right_Swipe_new.
+
+``:runlocal`` reads a 16-clip-per-split build, frames resized to 64x64 (the smallest size
+that leaves MobileNet a 2x2 map to pool), random initial weights (no download), 2 epochs of 2
+steps of batch 2 (float32; about 70 s on a 2-core CPU):
+
+    python -m pipeline.build --dataset gestures --data_dir ~/data/Project_data \
+        --output_dir records --sampling indices --indices 3,6,9,11,13,15,17,19,21,24,27 \
+        --crop center_square --size 100x100 \
+        --max_examples_per_split 16 --config_name indices11_square_100x100_jpeg90_tiny
+    python -m trainers.train --config configs/gesture_mobilenet_lstm.py:runlocal --workdir /tmp/run
+"""
+from configs import common
+
+BUILD = "records/gestures/indices11_square_100x100_jpeg90"
+
+
+def get_config(arg=None):
+    return common.experiment(
+        model_name="transfer_rnn",
+        model=dict(backbone="MobileNet", weights="imagenet", rnn="lstm", rnn_units=16),
+        data=dict(build_dir=BUILD, eval_split="val", num_classes=5, num_frames=11,
+                  sampling="uniform", crop_size=100, crop="center", flip=True,
+                  flip_label_swap={"Left_Swipe_new": "Right_Swipe_new"}),
+        train=dict(batch_size=16, epochs=30, learning_rate=1e-4, schedule="plateau",
+                   early_stopping_patience=10),
+        runlocal=common.parse_arg(arg),
+        runlocal_overrides=dict(data=dict(build_dir=BUILD + "_tiny", crop_size=64,
+                                          resize_shorter=64),
+                                model=dict(weights=None)))

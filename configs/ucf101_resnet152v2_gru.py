@@ -1,0 +1,50 @@
+r"""UCF101 (101 classes, split 1): ImageNet ResNet152V2 on every frame, a GRU(128), a dense head.
+
+Build 16 frames spread evenly over each video, shorter side 128, then train (Keras downloads
+the ResNet152V2 ImageNet weights, 230 MB, on first use):
+
+    python -m pipeline.build --dataset ucf101 --data_dir ~/data/UCF101 --output_dir records \
+        --sampling uniform --num_frames 16 --resize_shorter 128
+    python -m trainers.train --config configs/ucf101_resnet152v2_gru.py \
+        --workdir runs/ucf101_resnet152v2_gru
+
+It prints ``[train] transfer_rnn on records/ucf101/split1_uniform16_short128_jpeg90 (video,
+101 classes), input (16, 112, 112, 3), precision mixed_float16, 1 replica(s), 596 steps x 20
+epochs of batch 16`` on one GPU, one line per epoch, then ``[train] best epoch N: test
+accuracy A, loss L (Ts training)``. A is not measured with this code yet: record it here.
+
+transfer_rnn's "resnet152v2_lstm" variant with a GRU for the LSTM: ResNet152V2 (every layer
+trained, Adam 1e-4 with a cosine decay) → GlobalMaxPool → GRU(128) → Dense 1024-512-128-64-64
+relu (Dropout 0.5 after the 1st and 3rd) → Dense 101. Training reads a random 112x112 crop of
+the 128-pixel frames, flipped at random; evaluation the centre crop. 112 is 4x cheaper than
+224; for 224 build with ``--resize_shorter 256`` and add ``--config.data.crop_size 224
+--config.data.build_dir records/ucf101/split1_uniform16_short256_jpeg90``.
+
+``:runlocal`` reads a 16-video-per-split build, 4 of the 16 frames resized to 64x64, random
+initial weights (no download), 2 epochs of 2 steps of batch 2 (float32; about 4 min
+on a 2-core CPU):
+
+    python -m pipeline.build --dataset ucf101 --data_dir ~/data/UCF101 --output_dir records \
+        --sampling uniform --num_frames 16 --resize_shorter 128 \
+        --max_examples_per_split 16 --config_name split1_uniform16_short128_jpeg90_tiny
+    python -m trainers.train --config configs/ucf101_resnet152v2_gru.py:runlocal --workdir /tmp/run
+"""
+from configs import common
+
+BUILD = "records/ucf101/split1_uniform16_short128_jpeg90"
+
+
+def get_config(arg=None):
+    return common.experiment(
+        model_name="transfer_rnn",
+        model=dict(backbone="ResNet152V2", weights="imagenet", feature_batch_norm=False,
+                   pool_size=0, feature_dropout=0.0, pooling="max", rnn="gru", rnn_units=128,
+                   rnn_dropout=0.0, dense_units=(1024, 512, 128, 64, 64),
+                   dense_dropouts=(0.5, 0.0, 0.5, 0.0, 0.0)),
+        data=dict(build_dir=BUILD, num_classes=101, num_frames=16, sampling="uniform",
+                  crop_size=112, crop="random", flip=True),
+        train=dict(batch_size=16, epochs=20, learning_rate=1e-4, schedule="cosine"),
+        runlocal=common.parse_arg(arg),
+        runlocal_overrides=dict(data=dict(build_dir=BUILD + "_tiny", num_frames=4, crop_size=64,
+                                          resize_shorter=64),
+                                model=dict(weights=None)))

@@ -1,0 +1,244 @@
+"""Training end to end on tiny records: every family, precision, resume after a kill, two workers."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_module
+from pipeline import synthetic
+
+pytestmark = pytest.mark.integration
+
+
+def _build(dataset, data_dir, out, *extra) -> pathlib.Path:
+    r = run_module("pipeline.build", f"--dataset={dataset}", f"--data_dir={data_dir}",
+                   f"--output_dir={out}", "--config_name=t", "--direct_num_workers=1", *extra)
+    assert r.returncode == 0, r.stderr
+    return pathlib.Path(out) / dataset / "t"
+
+
+@pytest.fixture(scope="module")
+def video_build(tmp_path_factory) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("train_videos")
+    synthetic.write_ucf101_layout(str(root / "data"), {"train": 4, "test": 2}, num_frames=12,
+                                  size=(40, 40), seed=1)
+    return _build("ucf101", root / "data", root / "out", "--sampling=uniform",
+                  "--num_frames=8", "--size=32x32")
+
+
+@pytest.fixture(scope="module")
+def image_build(tmp_path_factory) -> pathlib.Path:
+    import cv2
+    root = tmp_path_factory.mktemp("train_images")
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs", "owls"):
+        (root / "data" / cls).mkdir(parents=True)
+        for i in range(6):
+            cv2.imwrite(str(root / "data" / cls / f"{i}.jpg"),
+                        rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    return _build("images", root / "data", root / "out", "--size=32x32", "--val_fraction=0.34")
+
+
+@pytest.fixture(scope="module")
+def soccer_keypoints(tmp_path_factory, real_dir) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("soccer_kp")
+    segments = root / "segments.csv"
+    # frame-wise labels: the kick happens in the second second of every recording
+    segments.write_text("video,start_s,end_s,label\n" + "".join(
+        f"Kick_{k},1.0,2.0,kick\n" for k in range(1, 21)))
+    return _build("openpose", real_dir / "soccer" / "openpose", root / "out",
+                  f"--segments_csv={segments}", "--keypoints=upper_body", "--coords=xy",
+                  f"--video_dir={real_dir / 'soccer' / 'videos'}", "--test_fraction=0.3")
+
+
+@pytest.fixture(scope="module")
+def soccer_videos(tmp_path_factory, real_dir) -> pathlib.Path:
+    root = tmp_path_factory.mktemp("soccer_videos")
+    types = {"0": "curl", "1": "laces"}
+    with open(real_dir / "soccer" / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            link = root / "data" / types[row["type"]] / f"Kick {row['kick']}.mp4"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(real_dir / "soccer" / "videos" / f"Kick {row['kick']}.mp4")
+    return _build("folder", root / "data", root / "out", "--sampling=uniform", "--num_frames=6",
+                  "--size=48x32", "--test_fraction=0.3",
+                  "--direct_running_mode=multi_processing")
+
+
+def _config(build_dir, model_name, model, *, data=None, train=None):
+    from configs import common
+    return common.experiment(
+        model_name=model_name, model=model,
+        data={"build_dir": str(build_dir), "num_frames": 8, "crop_size": 32, "crop": "center",
+              **(data or {})},
+        train={"epochs": 2, "steps_per_epoch": 2, "batch_size": 2, **(train or {})})
+
+
+def _train(config, workdir):
+    import keras
+    from trainers import train
+    try:
+        return train.train(config, str(workdir))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+FAMILIES = {
+    "conv3d": dict(filters=(4, 8), dense_units=(16,)),
+    "cnn_rnn": dict(filters=(4, 8), dense_units=(16,), rnn_units=8),
+    "cnn_rnn_lstm": dict(filters=(4, 8), dense_units=(16,), rnn="lstm", rnn_units=8),
+    "transfer_rnn": dict(backbone="MobileNetV2", alpha=0.35, weights=None, rnn_units=8,
+                         pool_size=0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_video_families_train_from_records(video_build, tmp_path, name):
+    family = "cnn_rnn" if name.startswith("cnn_rnn") else name
+    result = _train(_config(video_build, family, FAMILIES[name]), tmp_path)
+    assert result["split"] == "test" and np.isfinite(result["loss"])
+    assert 0 <= result["accuracy"] <= 1
+    for f in ("config.json", "classes.json", "dataset_info.json", "history.csv", "curves.png",
+              "result.json", "checkpoints/best.keras", "checkpoints/last.keras"):
+        assert (tmp_path / f).is_file(), f
+    assert json.loads((tmp_path / "classes.json").read_text()) == list(synthetic.CLASSES)
+    with open(tmp_path / "history.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [0, 1]
+    resolved = json.loads((tmp_path / "config.json").read_text())
+    assert resolved["model_name"] == family
+    for knob, value in FAMILIES[name].items():      # merged over the family's defaults
+        assert resolved["model"][knob] == (list(value) if isinstance(value, tuple) else value)
+
+
+def test_image_classifier_trains(image_build, tmp_path):
+    config = _config(image_build, "image_classifier", dict(weights=None),
+                     data={"eval_split": "val"},
+                     train={"optimizer": "adamax", "class_weights": "balanced"})
+    result = _train(config, tmp_path)
+    assert np.isfinite(result["loss"]) and result["split"] == "val"
+
+
+@pytest.mark.real
+def test_keypoint_ensemble_trains_on_real_openpose(soccer_keypoints, tmp_path):
+    info = json.loads((soccer_keypoints / "dataset_info.json").read_text())
+    assert info["classes"] == ["none", "kick"]
+    config = _config(soccer_keypoints, "keypoint_rnn",
+                     dict(variant="ensemble", units=(8,), dropouts=(0.2,), dense_units=(8,)),
+                     data={"window": 30, "target": "frames"})
+    result = _train(config, tmp_path)
+    assert np.isfinite(result["loss"]) and 0 <= result["accuracy"] <= 1
+
+
+@pytest.mark.real
+def test_cnn_rnn_trains_on_real_soccer_videos(soccer_videos, tmp_path):
+    config = _config(soccer_videos, "cnn_rnn", FAMILIES["cnn_rnn"],
+                     data={"num_frames": 6, "crop_size": 32})
+    result = _train(config, tmp_path)
+    assert np.isfinite(result["loss"])
+
+
+def test_mixed_bfloat16_runs_on_cpu(video_build, tmp_path):
+    config = _config(video_build, "cnn_rnn", FAMILIES["cnn_rnn"],
+                     train={"precision": "mixed_bfloat16"})
+    result = _train(config, tmp_path)
+    assert result["precision"] == "mixed_bfloat16" and np.isfinite(result["loss"])
+
+
+def test_config_and_records_must_agree(video_build, tmp_path, soccer_keypoints):
+    from trainers import train
+    with pytest.raises(train.ConfigError, match="expects 7 classes but the build has 5"):
+        train.load_build(_config(video_build, "cnn_rnn", {}, data={"num_classes": 7}))
+    with pytest.raises(train.ConfigError, match="keypoint_rnn trains on keypoints records"):
+        train.load_build(_config(video_build, "keypoint_rnn", {}))
+    with pytest.raises(train.ConfigError, match="cnn_rnn trains on video records"):
+        train.load_build(_config(soccer_keypoints, "cnn_rnn", {}))
+    with pytest.raises(train.ConfigError, match="split 'val' has no records"):
+        train.load_build(_config(video_build, "cnn_rnn", {}, data={"eval_split": "val"}))
+
+
+def _config_file(tmp_path, build_dir, epochs, steps, model=None) -> pathlib.Path:
+    """A config file for the command line, like the ones in configs/."""
+    path = tmp_path / "exp_config.py"
+    path.write_text(
+        "from configs import common\n\n\n"
+        "def get_config(arg=None):\n"
+        "    return common.experiment(\n"
+        "        model_name='cnn_rnn',\n"
+        f"        model={model or FAMILIES['cnn_rnn']!r},\n"
+        f"        data=dict(build_dir={str(build_dir)!r}, num_frames=8, crop_size=32,\n"
+        "                  crop='center'),\n"
+        f"        train=dict(epochs={epochs}, steps_per_epoch={steps}, batch_size=2,\n"
+        "                   deterministic=True))\n")
+    return path
+
+
+def _epochs(history: pathlib.Path) -> list[int]:
+    if not history.exists():
+        return []
+    with open(history) as f:
+        return [int(r["epoch"]) for r in csv.DictReader(f)]
+
+
+def test_killed_run_resumes_from_the_saved_epoch(video_build, tmp_path):
+    config = _config_file(tmp_path, video_build, epochs=8, steps=6)
+    workdir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trainers.train", f"--config={config}", f"--workdir={workdir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(_epochs(workdir / "history.csv")) < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = _epochs(workdir / "history.csv")
+    assert 2 <= len(done) < 8
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    epochs = _epochs(workdir / "history.csv")
+    resumed = epochs[len(done):]
+    assert resumed[0] >= len(done) - 1 > 0           # not from zero
+    assert resumed[-1] == 7 and sorted(set(epochs)) == list(range(8))
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_cpu_workers_train_together(video_build, tmp_path):
+    config = _config_file(tmp_path, video_build, epochs=2, steps=2)
+    workdir = tmp_path / "mw"
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster,
+                                                     "task": {"type": "worker",
+                                                              "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "trainers.train", f"--config={config}",
+             f"--workdir={workdir}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    chief = json.loads((workdir / "result.json").read_text())
+    worker = json.loads((workdir / "worker_1" / "result.json").read_text())
+    assert chief["replicas"] == worker["replicas"] == 2
+    assert chief["loss"] == pytest.approx(worker["loss"], rel=1e-5)
+    assert chief["accuracy"] == worker["accuracy"]
