@@ -31,8 +31,8 @@ BUILD = "records/gestures/indices11_square_100x100_jpeg90"
 
 def get_config(arg=None):
     return common.experiment(
-        model_name="cnn_rnn",   # the family's "gesture" defaults: 4 conv blocks, Dense 64-128
-        model=dict(rnn="gru", rnn_units=32),
+        model_name="cnn_rnn",   # 4 conv blocks, Dense 64-128 per frame, GRU(32)
+        model=dict(variant="gesture", rnn="gru", rnn_units=32),
         data=dict(build_dir=BUILD, eval_split="val", num_classes=5, num_frames=11,
                   sampling="uniform", crop_size=100, crop="center", flip=True,
                   flip_label_swap={"Left_Swipe_new": "Right_Swipe_new"}),

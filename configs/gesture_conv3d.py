@@ -31,8 +31,8 @@ BUILD = "records/gestures/indices11_square_100x100_jpeg90"
 
 def get_config(arg=None):
     return common.experiment(
-        model_name="conv3d",    # the family's "gesture" defaults
-        model=dict(filters=(16, 32, 64, 128), pooling="flatten", dense_units=(128,)),
+        model_name="conv3d",
+        model=dict(variant="gesture"),
         data=dict(build_dir=BUILD, eval_split="val", num_classes=5, num_frames=11,
                   sampling="uniform", crop_size=100, crop="center", flip=True,
                   flip_label_swap={"Left_Swipe_new": "Right_Swipe_new"}),

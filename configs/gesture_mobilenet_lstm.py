@@ -37,7 +37,7 @@ BUILD = "records/gestures/indices11_square_100x100_jpeg90"
 def get_config(arg=None):
     return common.experiment(
         model_name="transfer_rnn",
-        model=dict(backbone="MobileNet", weights="imagenet", rnn="lstm", rnn_units=16),
+        model=dict(variant="mobilenet_gru", weights="imagenet", rnn="lstm"),
         data=dict(build_dir=BUILD, eval_split="val", num_classes=5, num_frames=11,
                   sampling="uniform", crop_size=100, crop="center", flip=True,
                   flip_label_swap={"Left_Swipe_new": "Right_Swipe_new"}),

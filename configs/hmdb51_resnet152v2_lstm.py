@@ -37,10 +37,7 @@ BUILD = "records/hmdb51/split1_uniform16_short128_jpeg90"
 def get_config(arg=None):
     return common.experiment(
         model_name="transfer_rnn",
-        model=dict(backbone="ResNet152V2", weights="imagenet", feature_batch_norm=False,
-                   pool_size=0, feature_dropout=0.0, pooling="max", rnn="lstm", rnn_units=128,
-                   rnn_dropout=0.0, dense_units=(1024, 512, 128, 64, 64),
-                   dense_dropouts=(0.5, 0.0, 0.5, 0.0, 0.0)),
+        model=dict(variant="resnet152v2_lstm", weights="imagenet"),
         data=dict(build_dir=BUILD, num_classes=51, num_frames=16, sampling="uniform",
                   crop_size=112, crop="random", flip=True),
         train=dict(batch_size=16, epochs=30, learning_rate=1e-4, schedule="cosine"),

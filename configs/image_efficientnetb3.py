@@ -36,7 +36,7 @@ BUILD = "records/images/all_short256_jpeg90"
 def get_config(arg=None):
     return common.experiment(
         model_name="image_classifier",
-        model=dict(backbone="EfficientNetB3", weights="imagenet"),
+        model=dict(variant="efficientnet", weights="imagenet"),
         data=dict(build_dir=BUILD, eval_split="val", num_classes=15, modality="image",
                   num_frames=1, crop_size=224, crop="random_resized", flip=True),
         train=dict(batch_size=32, epochs=40, optimizer="adamax", learning_rate=1e-3,

@@ -45,8 +45,7 @@ BUILD = "records/openpose/confidence1p_xyc_arms-torso_norm"
 def get_config(arg=None):
     return common.experiment(
         model_name="keypoint_rnn",
-        model=dict(units=(180, 180, 180), dropouts=(0.2, 0.2, 0.5), bidirectional=False,
-                   ensemble=(dict(weight=0.8), dict(weight=0.2, bidirectional=True))),
+        model=dict(variant="ensemble"),   # 0.8 x LSTM + 0.2 x BiLSTM
         data=dict(build_dir=BUILD, eval_split="val", num_classes=2, modality="keypoints",
                   window=90, window_shift=0, target="frames", shuffle_buffer=256),
         train=dict(batch_size=32, epochs=50, learning_rate=1e-3, schedule="plateau",

@@ -37,10 +37,7 @@ BUILD = "records/ucf101/split1_uniform16_short128_jpeg90"
 def get_config(arg=None):
     return common.experiment(
         model_name="transfer_rnn",
-        model=dict(backbone="ResNet152V2", weights="imagenet", feature_batch_norm=False,
-                   pool_size=0, feature_dropout=0.0, pooling="max", rnn="gru", rnn_units=128,
-                   rnn_dropout=0.0, dense_units=(1024, 512, 128, 64, 64),
-                   dense_dropouts=(0.5, 0.0, 0.5, 0.0, 0.0)),
+        model=dict(variant="resnet152v2_lstm", weights="imagenet", rnn="gru"),
         data=dict(build_dir=BUILD, num_classes=101, num_frames=16, sampling="uniform",
                   crop_size=112, crop="random", flip=True),
         train=dict(batch_size=16, epochs=20, learning_rate=1e-4, schedule="cosine"),

@@ -8,6 +8,7 @@ by the other ``test_reader_*.py`` files.
 from __future__ import annotations
 
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -433,7 +434,7 @@ def test_source_errors_are_clear(build, tmp_path):
 
 
 def test_source_from_info_counts_and_classes(build):
-    src = reader.open_source(os.path.join(build, schema.DATASET_INFO_FILE), "test")
+    src = reader.open_source(pathlib.Path(build) / schema.DATASET_INFO_FILE, "test")
     assert src.classes == CLASSES and src.image_format == "png" and src.num_examples == 2
     assert [os.path.basename(f) for f in src.files] == [
         "test.tfrecord-00000-of-00002", "test.tfrecord-00001-of-00002"]

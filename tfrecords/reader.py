@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
@@ -75,8 +76,10 @@ def open_source(source: str | Sequence[str], split: str | None = None, *,
     Patterns and lists are records without dataset_info (e.g. written by other
     tools); ``split`` is then ignored.
     """
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
     if not isinstance(source, str):
-        files = tuple(str(f) for f in source)
+        files = tuple(os.fspath(f) for f in source)
         if not files:
             raise ValueError("no record files given")
         return Source(files)

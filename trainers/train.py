@@ -332,9 +332,20 @@ def plot_curves(history_csv: str, out_png: str, monitor: str, mode: str) -> int:
 def resolved_config(config) -> dict:
     """The config with the model knobs merged over the family's defaults, as plain data."""
     from trainers import models
-    out = config.to_dict()
-    out["model"] = models.merged_config(config.model_name, config.model).to_dict()
-    return json.loads(json.dumps(out, default=str))
+    out = _plain(config)
+    out["model"] = _plain(models.merged_config(config.model_name, config.model))
+    return out
+
+
+def _plain(value):
+    """ConfigDicts (also inside tuples and lists) as JSON-ready dicts and lists."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def train(config, workdir: str) -> dict:
@@ -421,8 +432,9 @@ def _parse(argv):
         sys.exit(0)
     try:
         return FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+        # a bad flag, or a --config.<path> override naming no key of the locked config
+        print(f"error: {e}\nRun with --help to see the flags.", file=sys.stderr)
         sys.exit(2)
 
 
