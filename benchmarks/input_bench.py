@@ -212,7 +212,7 @@ def opencv_round(pool, paths: list[str], batches: int, best: Best):
 
 
 def keras_steps(build_dir: str, steps: int, rounds: int) -> dict[str, Best]:
-    """Seconds (and CPU seconds) per training step of a small Conv3D model: reader-fed, memory-fed."""
+    """Seconds and CPU seconds per step of a small Conv3D model, reader-fed and memory-fed."""
     import keras
     import tensorflow as tf
     conv = lambda n, s: keras.layers.Conv3D(n, 3, strides=s, padding="same",  # noqa: E731

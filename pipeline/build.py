@@ -39,7 +39,7 @@ from absl import app, flags
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import cli, sources, video
-from pipeline.transforms import BuildSettings, build_graph
+from pipeline.transforms import PARTS_DIR, BuildSettings, build_graph, shard_counts_for
 from pipeline.sources import base as sources_base
 from tfrecords import schema
 
@@ -325,12 +325,14 @@ def _format_seconds(s: float) -> str:
     return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
 
 
-def _read_jsonl(work_dir: str, prefix: str) -> list[dict]:
+def _read_jsonl(work_dir: str, prefix: str, keep: bool = False) -> list[dict]:
+    """Rows of the side files ``work_dir/prefix*``, deleting them unless ``keep``."""
     rows = []
     for match in FileSystems.match([FileSystems.join(work_dir, prefix + "*")])[0].metadata_list:
         with FileSystems.open(match.path) as f:
             rows.extend(json.loads(line) for line in f.read().decode().splitlines() if line)
-        FileSystems.delete([match.path])
+        if not keep:
+            FileSystems.delete([match.path])
     return rows
 
 
@@ -450,8 +452,9 @@ def run(argv: list[str]) -> int:
         local and FLAGS.progress) else None
     started = time.monotonic()
     try:
+        shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards)
         p = beam.Pipeline(runner=runner_obj, options=options)
-        build_graph(p, selected, listing_problems, settings, tmp_dir, FLAGS.num_shards,
+        build_graph(p, selected, listing_problems, settings, tmp_dir, shard_counts,
                     progress_dir)
         if progress_dir:
             with Progress(len(selected), progress_dir):
@@ -460,6 +463,7 @@ def run(argv: list[str]) -> int:
         else:
             result = p.run()
             result.wait_until_finish()
+        _complete_shard_sets(tmp_dir, shard_counts)
         info, errors = _finalise(tmp_dir, listing, selected, settings, config_name, data_dir,
                                  argv[1:], runner)
     except BaseException:
@@ -496,6 +500,26 @@ def run(argv: list[str]) -> int:
               f"{s['num_bytes'] / 2 ** 20:.1f} MiB", file=sys.stderr)
     print(final_dir)
     return 0
+
+
+def _complete_shard_sets(tmp_dir: str, shard_counts: dict[str, int]):
+    """Writes an empty shard (a valid, empty TFRecord file) for every index no record reached,
+    so each split is a complete -of-N set; also records it in the shard list."""
+    written = {(r["split"], r["index"]) for r in _read_jsonl(tmp_dir, "_shards", keep=True)}
+    extra = []
+    for split, count in shard_counts.items():
+        for index in range(count):
+            if (split, index) not in written:
+                name = schema.shard_name(split, index, count)
+                _write_text(FileSystems.join(tmp_dir, name), "")
+                extra.append({"split": split, "name": name, "index": index, "num_examples": 0,
+                              "num_bytes": 0})
+    if extra:
+        _write_text(FileSystems.join(tmp_dir, "_shards-empty.jsonl"),
+                    "".join(json.dumps(e) + "\n" for e in extra))
+    parts = FileSystems.join(tmp_dir, PARTS_DIR)
+    if FileSystems.exists(parts):
+        _remove_quietly(parts)
 
 
 def _empty_split() -> dict:

@@ -1,6 +1,6 @@
 """The build's PTransforms and DoFns (kept out of the entry point so workers can import them).
 
-    ListedItems ─► Reshuffle ─► MakeRecords ─┬─ ok ─► WriteSplits (AssignShards ─► GroupShards ─► WriteShards)
+    ListedItems ─► Reshuffle ─► MakeRecords ─┬─ ok ─► WriteSplits (WriteParts ─► GroupParts ─► ConcatShards)
                                              │        └─► Stats (CountPerClass)
                                              └─ failed ─┐
     ListingProblems ───────────────────────────────────┴─► Errors
@@ -24,6 +24,7 @@ from pipeline.sources import base as sources_base
 from tfrecords import schema
 
 TARGET_SHARD_BYTES = 150 * 2 ** 20
+PARTS_DIR = "_parts"      # per-bundle part files, concatenated into shards
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,31 +151,62 @@ def _problem_dict(item: sources_base.Item, stage: str, reason: str, detail: str)
             "stage": stage, "reason": reason, "detail": detail}
 
 
-class WriteShard(beam.DoFn):
-    """Writes the records of one shard, in slot order, to a TFRecord file."""
+class WriteParts(beam.DoFn):
+    """Appends each record to its bundle's part file for (split, shard); emits one row per part.
 
-    def __init__(self, directory: str):
+    Record bytes are written where they are made and never shuffled: only the
+    small per-part rows travel to ``ConcatShards``. (A GroupByKey of the records
+    themselves would, on the local runner, pass every byte through the driver.)
+    """
+
+    def __init__(self, directory: str, shard_counts: dict[str, int]):
         self.directory = directory
+        self.shard_counts = dict(shard_counts)
+
+    def start_bundle(self):
+        self._parts = {}    # (split, shard) -> [file, path, records, bytes]
+
+    def process(self, r: Encoded):
+        key = (r.split, r.slot % self.shard_counts[r.split])
+        part = self._parts.get(key)
+        if part is None:
+            path = FileSystems.join(self.directory, PARTS_DIR,
+                                    f"{key[0]}-{key[1]:05d}-{uuid.uuid4().hex}.part")
+            part = self._parts[key] = [FileSystems.create(path), path, 0, 0]
+        framed = schema.frame_record(r.record)
+        part[0].write(framed)
+        part[2] += 1
+        part[3] += len(framed)
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindows
+        for key, (f, path, count, size) in self._parts.items():
+            f.close()
+            yield GlobalWindows.windowed_value(
+                (key, {"path": path, "num_examples": count, "num_bytes": size}))
+        self._parts = {}
+
+
+class ConcatShards(beam.DoFn):
+    """Concatenates one shard's part files (TFRecord framing allows it) into the shard file."""
+
+    def __init__(self, directory: str, shard_counts: dict[str, int]):
+        self.directory = directory
+        self.shard_counts = dict(shard_counts)
 
     def process(self, element):
-        (split, index, count), records = element
-        records = sorted(records, key=lambda r: (r.slot, r.part))
-        name = schema.shard_name(split, index, count)
-        path = FileSystems.join(self.directory, name)
-        size = 0
-        with FileSystems.create(path) as f:
-            for r in records:
-                framed = schema.frame_record(r.record)
-                f.write(framed)
-                size += len(framed)
-        yield {"split": split, "name": name, "index": index, "num_examples": len(records),
-               "num_bytes": size}
-
-
-def _split_totals(records):
-    """(split, (count, bytes)) for the shard-count side input."""
-    return records | "SizePerSplit" >> beam.Map(lambda r: (r.split, (1, len(r.record)))) \
-                   | "SumPerSplit" >> beam.CombinePerKey(_sum_tuples)
+        (split, index), parts = element
+        parts = sorted(parts, key=lambda part: part["path"])
+        name = schema.shard_name(split, index, self.shard_counts[split])
+        with FileSystems.create(FileSystems.join(self.directory, name)) as out:
+            for part in parts:
+                with FileSystems.open(part["path"]) as f:
+                    while chunk := f.read(1 << 22):
+                        out.write(chunk)
+        FileSystems.delete([part["path"] for part in parts])
+        yield {"split": split, "name": name, "index": index,
+               "num_examples": sum(part["num_examples"] for part in parts),
+               "num_bytes": sum(part["num_bytes"] for part in parts)}
 
 
 def _sum_tuples(tuples):
@@ -185,27 +217,24 @@ def _sum_tuples(tuples):
     return tuple(total)
 
 
-def _assign_shard(r: Encoded, totals: dict, requested: int):
-    count, num_bytes = totals[r.split]
-    n = num_shards_for(count, num_bytes, requested)
-    return (r.split, r.slot % n, n), r
-
-
 class WriteSplits(beam.PTransform):
-    """Shards every split's records into TFRecord files; emits one dict per shard."""
+    """Writes every split's records into ``shard_counts[split]`` TFRecord shards.
 
-    def __init__(self, directory: str, requested_shards: int):
+    A record goes to shard ``slot % count``: membership depends only on the
+    listing, not on the runner; order within a shard follows processing order.
+    Emits one dict per written shard (a shard that got no record is not written).
+    """
+
+    def __init__(self, directory: str, shard_counts: dict[str, int]):
         super().__init__()
         self.directory = directory
-        self.requested_shards = requested_shards
+        self.shard_counts = dict(shard_counts)
 
     def expand(self, records):
-        totals = _split_totals(records)
         return (records
-                | "AssignShards" >> beam.Map(_assign_shard, totals=beam.pvalue.AsDict(totals),
-                                             requested=self.requested_shards)
-                | "GroupShards" >> beam.GroupByKey()
-                | "WriteShards" >> beam.ParDo(WriteShard(self.directory)))
+                | "WriteParts" >> beam.ParDo(WriteParts(self.directory, self.shard_counts))
+                | "GroupParts" >> beam.GroupByKey()
+                | "ConcatShards" >> beam.ParDo(ConcatShards(self.directory, self.shard_counts)))
 
 
 class CountPerClass(beam.PTransform):
@@ -228,8 +257,33 @@ def _write_jsonl(pcoll, label: str, prefix: str):
             | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl"))
 
 
+def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3) -> float:
+    """Mean serialised bytes per listed item, from encoding the first few items that work."""
+    maker = MakeRecords(settings)
+    sizes = []
+    for _, item in selected:
+        if len(sizes) >= sample:
+            break
+        try:
+            made, _ = maker._make(item)
+        except Exception:  # a bad item says nothing about the size of good ones
+            continue
+        sizes.append(sum(len(m[-1]) + 16 for m in made))
+    return sum(sizes) / len(sizes) if sizes else 0.0
+
+
+def shard_counts_for(selected, settings: BuildSettings, requested: int) -> dict[str, int]:
+    """Shards per split: ``requested`` (capped at the split's items), else ~TARGET_SHARD_BYTES each."""
+    per_split: dict[str, int] = {}
+    for _, item in selected:
+        per_split[item.split] = per_split.get(item.split, 0) + 1
+    per_item = estimate_record_bytes(selected, settings) if requested <= 0 else 0.0
+    return {split: num_shards_for(n, int(per_item * n), requested)
+            for split, n in per_split.items()}
+
+
 def build_graph(p, selected, listing_problems: list[dict], settings: BuildSettings,
-                work_dir: str, requested_shards: int, progress_dir: str | None):
+                work_dir: str, shard_counts: dict[str, int], progress_dir: str | None):
     """Adds the build to pipeline ``p``; side files land in ``work_dir``."""
     made = (p
             | "ListedItems" >> beam.Create(selected, reshuffle=False)
@@ -237,7 +291,7 @@ def build_graph(p, selected, listing_problems: list[dict], settings: BuildSettin
             | "MakeRecords" >> beam.ParDo(MakeRecords(settings, progress_dir)).with_outputs(
                 MakeRecords.FAILED, main="ok"))
     records = made.ok
-    shards = records | "WriteSplits" >> WriteSplits(work_dir, requested_shards)
+    shards = records | "WriteSplits" >> WriteSplits(work_dir, shard_counts)
     stats = records | "Stats" >> CountPerClass()
     problems = p | "ListingProblems" >> beam.Create(listing_problems, reshuffle=False)
     errors = (made[MakeRecords.FAILED], problems) | "Errors" >> beam.Flatten()

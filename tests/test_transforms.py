@@ -41,12 +41,12 @@ def test_count_per_class():
         ]))
 
 
-def test_write_splits_shards_by_slot_and_orders_records(tmp_path):
+def test_write_splits_shards_by_slot_without_shuffling_records(tmp_path):
     records = [_encoded("train", s, record=f"train-{s}".encode()) for s in range(5)]
     records += [_encoded("val", 0, record=b"val-0")]
     with _pipeline() as p:
         out = (p | beam.Create(list(reversed(records)))
-               | transforms.WriteSplits(str(tmp_path), requested_shards=2))
+               | transforms.WriteSplits(str(tmp_path), {"train": 2, "val": 1}))
         framed = lambda payloads: sum(len(schema.frame_record(x)) for x in payloads)  # noqa
         assert_that(out, equal_to([
             {"split": "train", "name": "train.tfrecord-00000-of-00002", "index": 0,
@@ -57,9 +57,25 @@ def test_write_splits_shards_by_slot_and_orders_records(tmp_path):
              "num_examples": 1, "num_bytes": framed([b"val-0"])},
         ]))
     import tensorflow as tf
-    got = [r.numpy() for r in tf.data.TFRecordDataset(
-        str(tmp_path / "train.tfrecord-00000-of-00002"))]
+    got = sorted(r.numpy() for r in tf.data.TFRecordDataset(
+        str(tmp_path / "train.tfrecord-00000-of-00002")))
     assert got == [b"train-0", b"train-2", b"train-4"]
+    assert list((tmp_path / transforms.PARTS_DIR).iterdir()) == []     # parts were merged
+
+
+def test_shard_counts_from_a_sample_of_encoded_items(tmp_path, small_video):
+    settings = transforms.BuildSettings(video.SamplingSpec("uniform", num_frames=4),
+                                        video.FrameSpec(size=(16, 16), image_format="raw"))
+    items = [(i, Item(str(small_video), f"c/{i}.avi", "train" if i < 6 else "test", 0, "c"))
+             for i in range(8)]
+    record = schema.encode_clip([b"\0" * 16 * 16 * 3] * 4, label=0, label_text="c",
+                                video_id="c/0.avi", image_format="raw", height=16, width=16)
+    assert transforms.estimate_record_bytes(items, settings) == pytest.approx(
+        len(record) + 16, abs=64)
+    assert transforms.shard_counts_for(items, settings, 0) == {"train": 1, "test": 1}
+    assert transforms.shard_counts_for(items, settings, 4) == {"train": 4, "test": 2}
+    bad = [(0, Item(str(tmp_path / "missing.avi"), "c/m.avi", "train", 0, "c"))]
+    assert transforms.estimate_record_bytes(bad, settings) == 0.0
 
 
 @pytest.fixture()

@@ -296,7 +296,7 @@ def sample_indices(num_frames, spec: VideoSpec, seed=None):
 
 
 def frame_size(record: Mapping[str, Any], image_format: str):
-    """(height, width) of a record's frames: the first frame's header (jpeg, png), or the record (raw)."""
+    """(height, width) of a record's frames: from the first frame's header, or the record (raw)."""
     if image_format == "raw":
         return record["height"], record["width"]
     first = record["frames"][0]
@@ -594,8 +594,9 @@ def _clip_fn(spec: VideoSpec, with_metadata: bool):
 
 def make_dataset(source: str | Sequence[str], split: str | None = None, *, training: bool,
                  batch_size: int, num_frames: int = 16, sampling: str = "stride",
-                 stride: int = 1, short: str = "loop", crop_size: int | tuple[int, int] | None = 112,
-                 crop: str = "random", resize_shorter: int | None = None,
+                 stride: int = 1, short: str = "loop",
+                 crop_size: int | tuple[int, int] | None = 112, crop: str = "random",
+                 resize_shorter: int | None = None,
                  scale_jitter: tuple[int, int] | None = None,
                  area_range: tuple[float, float] = (0.25, 1.0),
                  aspect_ratio_range: tuple[float, float] = (3 / 4, 4 / 3),
