@@ -33,7 +33,10 @@ setup(
                                     "tfrecords", "tfrecords.*", "configs", "configs.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8,<10", "av>=12,<19"],  # av: writes variable-frame-rate test videos
+        "test": ["pytest>=8,<10",
+                 "av>=12,<19",            # writes variable-frame-rate test videos
+                 "moto[server]>=5,<6",    # a local S3-compatible server for s3:// tests
+                 "boto3>=1.34,<2"],
         "gpu": ["tensorflow[and-cuda]==2.17.1"],
     },
     license="Apache-2.0",

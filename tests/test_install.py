@@ -173,7 +173,7 @@ def test_extras_test_and_gpu():
                 if r.marker.evaluate({"extra": extra}):
                     extras.setdefault(extra, []).append(r)
     assert set(extras) == {"test", "gpu"}
-    assert sorted(r.name for r in extras["test"]) == ["av", "pytest"]
+    assert sorted(r.name for r in extras["test"]) == ["av", "boto3", "moto", "pytest"]
     (gpu,) = extras["gpu"]
     assert (gpu.name, gpu.extras, str(gpu.specifier)) == ("tensorflow", {"and-cuda"}, "==2.17.1")
     assert set(importlib.metadata.metadata("actionflow").get_all("Provides-Extra")) == \
