@@ -84,3 +84,44 @@ def parse_arg(arg: str | None) -> bool:
     if arg == "runlocal":
         return True
     raise ValueError(f"unknown config argument {arg!r}; the only one is 'runlocal'")
+
+
+def _runlocal(build_dir: str, pretrained: bool, **data) -> dict:
+    """runlocal overrides: the capped '_tiny' build, smaller inputs, no weight download."""
+    overrides = {"data": dict(build_dir=build_dir + "_tiny", **data)}
+    if pretrained:
+        overrides["model"] = dict(weights=None)
+    return overrides
+
+
+GESTURES_BUILD = "records/gestures/indices11_square_100x100_jpeg90"
+
+
+def gesture_experiment(arg, *, model_name: str, model: dict, learning_rate: float):
+    """The smart-TV gesture setting every gesture config shares (11 frames of 100x100, 5
+    classes, validated on 'val', flips that swap left and right swipes)."""
+    return experiment(
+        model_name=model_name, model=model,
+        data=dict(build_dir=GESTURES_BUILD, eval_split="val", num_classes=5, num_frames=11,
+                  sampling="uniform", crop_size=100, crop="center", flip=True,
+                  flip_label_swap={"Left_Swipe_new": "Right_Swipe_new"}),
+        train=dict(batch_size=16, epochs=30, learning_rate=learning_rate, schedule="plateau",
+                   early_stopping_patience=10),
+        runlocal=parse_arg(arg),
+        runlocal_overrides=_runlocal(GESTURES_BUILD, model.get("weights") == "imagenet",
+                                     crop_size=64, resize_shorter=64))
+
+
+def resnet_clip_experiment(arg, *, build_dir: str, num_classes: int, epochs: int,
+                           rnn: str = "lstm"):
+    """ImageNet ResNet152V2 per frame + recurrent head on 16 random 112x112 crops (UCF101, HMDB51)."""
+    return experiment(
+        model_name="transfer_rnn",
+        model=dict(variant="resnet152v2_lstm", weights="imagenet",
+                   **({} if rnn == "lstm" else {"rnn": rnn})),
+        data=dict(build_dir=build_dir, num_classes=num_classes, num_frames=16,
+                  sampling="uniform", crop_size=112, crop="random", flip=True),
+        train=dict(batch_size=16, epochs=epochs, learning_rate=1e-4, schedule="cosine"),
+        runlocal=parse_arg(arg),
+        runlocal_overrides=_runlocal(build_dir, True, num_frames=4, crop_size=64,
+                                     resize_shorter=64))

@@ -31,19 +31,8 @@ steps of batch 2 (float32; about 70 s on a 2-core CPU):
 """
 from configs import common
 
-BUILD = "records/gestures/indices11_square_100x100_jpeg90"
-
 
 def get_config(arg=None):
-    return common.experiment(
-        model_name="transfer_rnn",
-        model=dict(variant="mobilenet_gru", weights="imagenet", rnn="lstm"),
-        data=dict(build_dir=BUILD, eval_split="val", num_classes=5, num_frames=11,
-                  sampling="uniform", crop_size=100, crop="center", flip=True,
-                  flip_label_swap={"Left_Swipe_new": "Right_Swipe_new"}),
-        train=dict(batch_size=16, epochs=30, learning_rate=1e-4, schedule="plateau",
-                   early_stopping_patience=10),
-        runlocal=common.parse_arg(arg),
-        runlocal_overrides=dict(data=dict(build_dir=BUILD + "_tiny", crop_size=64,
-                                          resize_shorter=64),
-                                model=dict(weights=None)))
+    return common.gesture_experiment(
+        arg, model_name="transfer_rnn",
+        model=dict(variant="mobilenet_gru", weights="imagenet", rnn="lstm"), learning_rate=1e-4)

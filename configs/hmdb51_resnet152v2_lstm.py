@@ -35,13 +35,4 @@ BUILD = "records/hmdb51/split1_uniform16_short128_jpeg90"
 
 
 def get_config(arg=None):
-    return common.experiment(
-        model_name="transfer_rnn",
-        model=dict(variant="resnet152v2_lstm", weights="imagenet"),
-        data=dict(build_dir=BUILD, num_classes=51, num_frames=16, sampling="uniform",
-                  crop_size=112, crop="random", flip=True),
-        train=dict(batch_size=16, epochs=30, learning_rate=1e-4, schedule="cosine"),
-        runlocal=common.parse_arg(arg),
-        runlocal_overrides=dict(data=dict(build_dir=BUILD + "_tiny", num_frames=4, crop_size=64,
-                                          resize_shorter=64),
-                                model=dict(weights=None)))
+    return common.resnet_clip_experiment(arg, build_dir=BUILD, num_classes=51, epochs=30)
