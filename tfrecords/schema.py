@@ -274,6 +274,29 @@ def _encode_array(frame: np.ndarray, image_format: str, jpeg_quality: int) -> by
     return tf.io.encode_png(frame).numpy()
 
 
+def _frame_times(n: int, fps: float, timestamps_us, source_indices) -> tuple[list, list]:
+    """Per-frame timestamps (default index / fps, or 0) and source indices (default 0..n-1)."""
+    if timestamps_us is None:
+        timestamps_us = [int(round(i * 1e6 / fps)) if fps > 0 else 0 for i in range(n)]
+    timestamps_us = [int(t) for t in timestamps_us]
+    source_indices = [int(i) for i in (range(n) if source_indices is None else source_indices)]
+    if len(timestamps_us) != n or len(source_indices) != n:
+        raise ValueError("timestamps_us and source_indices need one value per frame")
+    return timestamps_us, source_indices
+
+
+def _clip_context(label, label_text, video_id, fps, timestamps_us) -> dict:
+    """The context keys every record carries: label, source, rate and time span."""
+    return {
+        LABEL_INDEX: int64_feature([label]),
+        LABEL_TEXT: bytes_feature([label_text]),
+        VIDEO_FILENAME: bytes_feature([video_id]),
+        VIDEO_FPS: float_feature([fps]),
+        CLIP_START_TIMESTAMP: int64_feature([timestamps_us[0]]),
+        CLIP_END_TIMESTAMP: int64_feature([timestamps_us[-1]]),
+    }
+
+
 def encode_clip(frames: Sequence[np.ndarray] | Sequence[bytes], *,
                 label: int,
                 label_text: str = "",
@@ -321,23 +344,11 @@ def encode_clip(frames: Sequence[np.ndarray] | Sequence[bytes], *,
         height, width = first.shape[:2]
         encoded = [_encode_array(a, image_format, jpeg_quality) for a in arrays]
     n = len(encoded)
-    if timestamps_us is None:
-        timestamps_us = [int(round(i * 1e6 / fps)) if fps > 0 else 0 for i in range(n)]
-    if source_indices is None:
-        source_indices = range(n)
-    timestamps_us = [int(t) for t in timestamps_us]
-    source_indices = [int(i) for i in source_indices]
-    if len(timestamps_us) != n or len(source_indices) != n:
-        raise ValueError("timestamps_us and source_indices need one value per frame")
+    timestamps_us, source_indices = _frame_times(n, fps, timestamps_us, source_indices)
     context = {
-        LABEL_INDEX: int64_feature([label]),
-        LABEL_TEXT: bytes_feature([label_text]),
-        VIDEO_FILENAME: bytes_feature([video_id]),
-        VIDEO_FPS: float_feature([fps]),
+        **_clip_context(label, label_text, video_id, fps, timestamps_us),
         VIDEO_NUM_FRAMES: int64_feature([source_num_frames if source_num_frames is not None
                                          else max(source_indices) + 1]),
-        CLIP_START_TIMESTAMP: int64_feature([timestamps_us[0]]),
-        CLIP_END_TIMESTAMP: int64_feature([timestamps_us[-1]]),
         CLIP_NUM_FRAMES: int64_feature([n]),
         CLIP_SHORT_POLICY: bytes_feature([short_policy]),
         IMAGE_HEIGHT: int64_feature([height]),
@@ -470,22 +481,10 @@ def encode_keypoints(values: np.ndarray, mask: np.ndarray, *,
         raise ValueError(f"mask must be [T, P, V] = {(t, p, v)}, got {mask.shape}")
     if not np.isfinite(values).all():
         raise ValueError("keypoint values must be finite")
-    if timestamps_us is None:
-        timestamps_us = [int(round(i * 1e6 / fps)) if fps > 0 else 0 for i in range(t)]
-    if source_indices is None:
-        source_indices = range(t)
-    timestamps_us = [int(x) for x in timestamps_us]
-    source_indices = [int(x) for x in source_indices]
-    if len(timestamps_us) != t or len(source_indices) != t:
-        raise ValueError("timestamps_us and source_indices need one value per frame")
+    timestamps_us, source_indices = _frame_times(t, fps, timestamps_us, source_indices)
     context = {
-        LABEL_INDEX: int64_feature([label]),
-        LABEL_TEXT: bytes_feature([label_text]),
-        VIDEO_FILENAME: bytes_feature([video_id]),
-        VIDEO_FPS: float_feature([fps]),
+        **_clip_context(label, label_text, video_id, fps, timestamps_us),
         CLIP_NUM_FRAMES: int64_feature([t]),
-        CLIP_START_TIMESTAMP: int64_feature([timestamps_us[0]]),
-        CLIP_END_TIMESTAMP: int64_feature([timestamps_us[-1]]),
         KEYPOINTS_LAYOUT: bytes_feature([layout]),
         KEYPOINTS_NUM_PEOPLE: int64_feature([p]),
         KEYPOINTS_NUM_POINTS: int64_feature([v]),
