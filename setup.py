@@ -12,6 +12,7 @@ TENSORFLOW = "tensorflow==2.17.1"
 INSTALL_REQUIRES = [
     TENSORFLOW,
     "tensorflow-io==0.37.1",
+    "keras==3.15.1",          # the Keras 3 the tests ran with (TF 2.17 accepts any 3.x)
     "numpy>=1.26,<2",
     "opencv-python-headless==4.10.0.84",
     "apache-beam==2.77.0",

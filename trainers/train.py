@@ -64,10 +64,22 @@ def make_strategy():
     """MultiWorkerMirrored with TF_CONFIG, Mirrored over several GPUs, else the default."""
     import tensorflow as tf
     if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Keras 3.15's fit() builds its state by strategy.reduce() of the first distributed
+        # (inputs, targets) tuple, which MultiWorkerMirroredStrategy cannot reduce (a tuple,
+        # uint8 frames); once that is worked around, the train step fails on a scalar
+        # reduction. Refuse clearly instead of failing deep inside Keras.
+        raise ConfigError("multi-worker training (TF_CONFIG) does not work with the Keras "
+                          f"{_keras_version()} that TensorFlow 2.17 installs: its fit() cannot "
+                          "reduce distributed (inputs, targets) batches across workers. Use one "
+                          "machine (all its GPUs are used through MirroredStrategy).")
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _keras_version() -> str:
+    import keras
+    return keras.__version__
 
 
 def is_chief(strategy) -> bool:
@@ -369,8 +381,10 @@ def train(config, workdir: str) -> dict:
 
     model, shape = build_model(config, info, strategy)
     steps = steps_per_epoch(config, info)
-    train_ds = strategy.distribute_datasets_from_function(
-        lambda ctx: make_input(config, info, training=True, input_context=ctx))
+    # Keras distributes a plain dataset over the model's strategy itself (sharding it
+    # by file across workers where it can, splitting the global batch per replica);
+    # it does not take the PerReplica values of distribute_datasets_from_function.
+    train_ds = make_input(config, info, training=True)
     val_ds = make_input(config, info, training=False)
     print(f"[train] {config.model_name} on {config.data.build_dir} ({info['modality']}, "
           f"{len(info['classes'])} classes), input {shape}, precision {policy}, "
