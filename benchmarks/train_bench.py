@@ -5,7 +5,7 @@
 
 For each family at small sizes it times ``train_on_batch`` over in-memory
 batches (after warm-up steps) and prints clips/s. It then builds the demo's
-synthetic dataset with the real build, and times the same cnn_rnn training
+synthetic dataset with the real build (the demo's settings), and times the same cnn_rnn training
 step fed by ``tfrecords.reader.make_dataset`` against the same number of steps
 fed from batches already in memory: the ratio (reader / memory) is the
 input-boundness (1.0 = the reader costs nothing). Every figure comes from this
@@ -82,10 +82,15 @@ def input_boundness(work: pathlib.Path, batch: int, steps: int) -> tuple[float, 
     import tensorflow as tf
     from tfrecords import reader
     from trainers import models
-    build = work / "demo" / "records" / "ucf101" / "demo"
-    if not (build / "dataset_info.json").exists():
-        subprocess.run([sys.executable, "-m", "pipeline.demo", f"--output_dir={work / 'demo'}",
-                        "--notrain"], cwd=ROOT, check=True, capture_output=True)
+    from pipeline import synthetic
+    build = work / "records" / "ucf101" / "bench"
+    if not (build / "dataset_info.json").exists():      # the demo's data and build settings
+        synthetic.write_ucf101_layout(str(work / "data"), {"train": 16, "test": 6})
+        subprocess.run([sys.executable, "-m", "pipeline.build", "--dataset=ucf101",
+                        f"--data_dir={work / 'data'}", f"--output_dir={work / 'records'}",
+                        "--config_name=bench", "--overwrite", "--sampling=uniform",
+                        "--num_frames=16", "--size=64x64"], cwd=ROOT, check=True,
+                       capture_output=True)
     ds = reader.make_dataset(str(build), "train", training=True, batch_size=batch,
                              num_frames=16, sampling="uniform", crop_size=64, crop="random")
     model = models.build_model("cnn_rnn", {}, input_shape=(16, 64, 64, 3), num_classes=5)
