@@ -18,8 +18,9 @@ The workdir keeps everything about the run:
 
 Precision ``auto`` is mixed_float16 on a GPU (Keras scales the loss) and
 float32 on a CPU; ``mixed_bfloat16`` and ``float32`` can be asked for. The
-output layer stays float32. With ``TF_CONFIG`` set the run uses
-MultiWorkerMirroredStrategy, with several GPUs MirroredStrategy.
+output layer stays float32. With several GPUs the run uses MirroredStrategy.
+Several machines (``TF_CONFIG``) are refused with an explanation: see
+TRAINING.md.
 """
 from __future__ import annotations
 
