@@ -115,7 +115,7 @@ def demo_build(work: str) -> str:
     build_dir = os.path.join(work, "demo", "records", "ucf101", "demo")
     if not os.path.exists(os.path.join(build_dir, "dataset_info.json")):
         log("building the demo records: python -m pipeline.demo")
-        _run([sys.executable, "-m", "pipeline.demo", f"--output_dir={os.path.join(work, 'demo')}"])
+        _run([sys.executable, "-m", "pipeline.demo", "--notrain", f"--output_dir={os.path.join(work, 'demo')}"])
     return build_dir
 
 

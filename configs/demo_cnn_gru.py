@@ -1,11 +1,24 @@
-r"""The demo: the smart-TV CNN+GRU on the synthetic motion dataset of ``pipeline.demo``.
+r"""The demo: a small CNN+GRU on the synthetic motion dataset of ``pipeline.demo``.
 
-    python -m pipeline.demo --output_dir demo_out        # builds demo_out/records/ucf101/demo
+    python -m pipeline.demo --output_dir demo_out        # builds demo_out/records/ucf101/demo, trains
     python -m trainers.train --config configs/demo_cnn_gru.py --workdir demo_out/run
 
+(``pipeline.demo`` runs the second command itself; ``--notrain`` stops after the build.)
+
 Five classes that differ only in motion (swipe left/right, move up/down, stay
-still), 16 frames of 64x64. Prints per-epoch metrics and ends with the test
-accuracy of the best epoch (see README.md for the measured figure).
+still). The build stores 16 frames of 64x64; this config reads 8 evenly spaced
+frames of each clip, resized to 32x32 by the reader (``resize_shorter``), which
+keeps the motion (about a third of the frame per clip) and makes a training step
+about 8x cheaper than 16x64x64 on a CPU.
+
+The network is the ``cnn_rnn`` family with knobs changed from the 65,221-parameter
+seed network (the family's defaults): convolutions with ``same`` padding and
+three blocks of 16, 32, 32 filters (a 4x4x32 map per frame, so where the shape
+is survives to the GRU), pixels scaled to [-1, 1], and no dropout, which with
+the seed's 0.3/0.5 kept the demo at chance for many epochs. 71,205 parameters.
+Adam at 1e-3, batch 16, at most 20 epochs, stopping 4 epochs after the best
+test accuracy. ``pipeline.demo`` (1,000 training videos) typically reaches
+>= 95% test accuracy within 10 epochs (see README.md for the measured figure).
 """
 from configs import common
 
@@ -13,9 +26,11 @@ from configs import common
 def get_config(arg=None):
     return common.experiment(
         model_name="cnn_rnn",
-        model=dict(rnn="gru", rnn_units=32),
-        data=dict(build_dir="demo_out/records/ucf101/demo", num_classes=5, num_frames=16,
-                  sampling="uniform", crop_size=64, crop="center"),
-        train=dict(batch_size=8, epochs=40, learning_rate=2e-3, early_stopping_patience=10,
+        model=dict(filters=(16, 32, 32), padding="same", input_scale=2.0 / 255,
+                   input_offset=-1.0, dropout=0.0, rnn="gru", rnn_units=32, rnn_dropout=0.0),
+        data=dict(build_dir="demo_out/records/ucf101/demo", num_classes=5, num_frames=8,
+                  sampling="uniform", resize_shorter=32, crop_size=32, crop="center",
+                  cache=True, shuffle_buffer=256),
+        train=dict(batch_size=16, epochs=20, learning_rate=1e-3, early_stopping_patience=4,
                    schedule="constant"),
         runlocal=common.parse_arg(arg))

@@ -1,16 +1,23 @@
-r"""The offline demo: synthetic gesture videos in the UCF101 layout, built and verified.
+r"""The offline demo: synthetic gesture videos in the UCF101 layout, built, verified, trained on.
 
     python -m pipeline.demo --output_dir demo_out
+    python -m pipeline.demo --output_dir demo_out --notrain     # stop after the build
 
 Writes ``demo_out/data/`` (AVI files written by OpenCV, ``classInd.txt``,
 ``trainlist01.txt``, ``testlist01.txt``) whose five classes (swipe left, swipe
-right, move up, move down, stay still) differ only in motion over time, then
-runs the real Beam build on it (``--dataset ucf101``, two local workers) into
-``demo_out/records/`` and verifies the result. Nothing is downloaded.
+right, move up, move down, stay still) differ only in motion over time, runs
+the real Beam build on it (``--dataset ucf101``, two local workers) into
+``demo_out/records/`` and verifies the result. It then trains the CNN+GRU of
+``configs/demo_cnn_gru.py`` on the build in a subprocess (``python -m
+trainers.train``, workdir ``demo_out/run``) and prints the test accuracy of the
+best epoch. Nothing is downloaded.
 """
 from __future__ import annotations
 
+import json
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -21,28 +28,41 @@ from pipeline import cli
 
 FLAGS = flags.FLAGS
 
+# The videos the demo writes: 16 frames of 64x64 per clip.
+DEMO_VIDEO_FRAMES = 16
+DEMO_VIDEO_SIZE = 64
 # The build the demo runs: 16 evenly spaced frames at 64x64, like a small gesture model wants.
 DEMO_BUILD_FLAGS = ("--sampling=uniform", "--num_frames=16", "--size=64x64",
                     "--image_format=jpeg", "--jpeg_quality=90")
 DEMO_CONFIG_NAME = "demo"
+DEMO_TRAIN_PER_CLASS = 200
+DEMO_TEST_PER_CLASS = 40
+# configs/ lives at the repository root, beside this package. pipeline/ never imports
+# trainers/: the demo runs training as a subprocess.
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEMO_TRAIN_CONFIG = REPO_ROOT / "configs" / "demo_cnn_gru.py"
+RESULT_FILE = "result.json"
 
 
-def run_demo(output_dir: str, train_per_class: int = 16, test_per_class: int = 6,
-             seed: int = 0, workers: int = 2) -> str:
+def run_demo(output_dir: str, train_per_class: int = DEMO_TRAIN_PER_CLASS,
+             test_per_class: int = DEMO_TEST_PER_CLASS, seed: int = 0, workers: int = 2) -> str:
     """Generates the data, builds and verifies it; returns the build directory."""
     from pipeline import synthetic, verify
     data_dir = os.path.join(output_dir, "data")
     records_dir = os.path.join(output_dir, "records")
     t0 = time.monotonic()
     summary = synthetic.write_ucf101_layout(
-        data_dir, {"train": train_per_class, "test": test_per_class}, seed=seed)
+        data_dir, {"train": train_per_class, "test": test_per_class},
+        num_frames=DEMO_VIDEO_FRAMES, size=DEMO_VIDEO_SIZE, seed=seed)
     print(f"[demo] wrote {summary['train']} train + {summary['test']} test synthetic videos "
-          f"({', '.join(summary['classes'])}) to {data_dir} in {time.monotonic() - t0:.1f}s")
+          f"({', '.join(summary['classes'])}) to {data_dir} in {time.monotonic() - t0:.1f}s",
+          flush=True)
     argv = [sys.executable, "-m", "pipeline.build", "--dataset=ucf101", f"--data_dir={data_dir}",
             f"--output_dir={records_dir}", f"--config_name={DEMO_CONFIG_NAME}", "--overwrite",
             *DEMO_BUILD_FLAGS, "--direct_running_mode=multi_processing",
             f"--direct_num_workers={workers}"]
     print("[demo] building: python " + " ".join(argv[1:]), flush=True)
+    t0 = time.monotonic()
     code = subprocess.call(argv)
     if code != 0:
         raise SystemExit(f"[demo] the build failed (exit {code})")
@@ -50,26 +70,73 @@ def run_demo(output_dir: str, train_per_class: int = 16, test_per_class: int = 6
     problems = verify.verify(build_dir)
     if problems:
         raise SystemExit("[demo] verify failed:\n  " + "\n  ".join(problems))
-    print(f"[demo] verified {build_dir}")
+    print(f"[demo] verified {build_dir} (build {time.monotonic() - t0:.0f}s)", flush=True)
     return build_dir
+
+
+def _fresh_workdir(workdir: str) -> None:
+    """Removes the demo's previous run (the trainer would resume it); refuses anything else."""
+    if not os.path.exists(workdir):
+        return
+    ours = (not os.listdir(workdir) or
+            any(os.path.exists(os.path.join(workdir, f)) for f in ("config.json", RESULT_FILE)))
+    if not ours:
+        raise SystemExit(f"[demo] {workdir} exists and is not a training run; move it away")
+    shutil.rmtree(workdir)
+
+
+def run_training(build_dir: str, workdir: str, seed: int = 0) -> dict:
+    """Trains configs/demo_cnn_gru.py on ``build_dir`` in a subprocess; returns result.json."""
+    build_dir, workdir = os.path.abspath(build_dir), os.path.abspath(workdir)
+    _fresh_workdir(workdir)
+    argv = [sys.executable, "-m", "trainers.train", "--config", str(DEMO_TRAIN_CONFIG),
+            "--workdir", workdir, "--config.data.build_dir", build_dir,
+            "--config.train.seed", str(seed)]
+    print("[demo] training: python " + " ".join(argv[1:]), flush=True)
+    # From the repository root, so that trainers/ and configs/ import without installing.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    code = subprocess.call(argv, cwd=REPO_ROOT, env=env)
+    if code != 0:
+        raise SystemExit(f"[demo] training failed (exit {code})")
+    result_path = os.path.join(workdir, RESULT_FILE)
+    try:
+        with open(result_path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"[demo] training wrote no readable {result_path}: {e}") from None
 
 
 def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
+    started = time.monotonic()
     build_dir = run_demo(FLAGS.output_dir, FLAGS.train_per_class, FLAGS.test_per_class,
                          FLAGS.seed, FLAGS.workers)
-    print(f"[demo] done. Records and dataset_info.json are in {build_dir}")
+    if not FLAGS.train:
+        print(f"[demo] done. Records and dataset_info.json are in {build_dir}")
+        return 0
+    workdir = os.path.join(FLAGS.output_dir, "run")
+    result = run_training(build_dir, workdir, FLAGS.seed)
+    print(f"[demo] {result.get('split', 'test')} accuracy: {result['accuracy']:.3f} "
+          f"(best epoch {result['best_epoch']}, {result['train_seconds']:.0f}s training); "
+          f"curves: {os.path.join(workdir, 'curves.png')}")
+    print(f"[demo] done in {time.monotonic() - started:.0f}s. Records in {build_dir}, "
+          f"checkpoints and metrics in {workdir}")
     return 0
 
 
 def _define_flags():
-    flags.DEFINE_string("output_dir", "demo_out", "Where the demo writes its data and records.")
-    flags.DEFINE_integer("train_per_class", 16, "Synthetic training videos per class.")
-    flags.DEFINE_integer("test_per_class", 6, "Synthetic test videos per class.")
-    flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos.")
+    flags.DEFINE_string("output_dir", "demo_out", "Where the demo writes its data, records "
+                        "and training run.")
+    flags.DEFINE_integer("train_per_class", DEMO_TRAIN_PER_CLASS,
+                         "Synthetic training videos per class.")
+    flags.DEFINE_integer("test_per_class", DEMO_TEST_PER_CLASS, "Synthetic test videos per class.")
+    flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos and of the training run.")
     flags.DEFINE_integer("workers", 2, "Local Beam worker processes for the build.")
+    flags.DEFINE_bool("train", True, "Train configs/demo_cnn_gru.py on the build and print its "
+                      "test accuracy (--notrain: stop after the build).")
 
 
 if __name__ == "__main__":

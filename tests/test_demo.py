@@ -1,31 +1,66 @@
-"""The README's first command: the offline demo builds and verifies the synthetic dataset."""
+"""The README's first command: the offline demo builds, verifies and trains on the synthetic data."""
 from __future__ import annotations
 
+import ast
 import json
+import pathlib
+import re
 
 import pytest
 
-from conftest import run_module
-from pipeline import synthetic
+from conftest import ROOT, run_module
+from pipeline import demo, synthetic
 from tfrecords import schema
 
-pytestmark = pytest.mark.integration
+ACCURACY_LINE = re.compile(r"^\[demo\] test accuracy: (\d\.\d{3}) \(best epoch (\d+), (\d+)s "
+                           r"training\); curves: (.+)$", re.M)
 
 
-def test_demo_builds_and_verifies(tmp_path):
-    r = run_module("pipeline.demo", f"--output_dir={tmp_path}")
-    assert r.returncode == 0, r.stderr
+@pytest.mark.integration
+def test_demo_builds_trains_and_reaches_90_percent(tmp_path):
+    """The README command exactly: defaults, training included (a few minutes on 2 cores)."""
+    r = run_module("pipeline.demo", "--output_dir", str(tmp_path), timeout=1500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     build_dir = tmp_path / "records" / "ucf101" / "demo"
     assert f"[demo] verified {build_dir}" in r.stdout
     info = json.loads((build_dir / schema.DATASET_INFO_FILE).read_text())
     assert info["classes"] == list(synthetic.CLASSES)
-    assert info["splits"]["train"]["per_class"] == {c: 16 for c in synthetic.CLASSES}
-    assert info["splits"]["test"]["per_class"] == {c: 6 for c in synthetic.CLASSES}
-    assert info["splits"]["train"]["num_frames"] == 80 * 16
+    n_train, n_test = demo.DEMO_TRAIN_PER_CLASS, demo.DEMO_TEST_PER_CLASS
+    assert info["splits"]["train"]["per_class"] == {c: n_train for c in synthetic.CLASSES}
+    assert info["splits"]["test"]["per_class"] == {c: n_test for c in synthetic.CLASSES}
+    assert info["splits"]["train"]["num_frames"] == 5 * n_train * 16
     assert (build_dir / schema.ERRORS_FILE).read_text() == ""
+
+    run = tmp_path / "run"
+    match = ACCURACY_LINE.search(r.stdout)
+    assert match, r.stdout[-3000:]
+    printed, best_epoch, _, curves = match.groups()
+    assert float(printed) >= 0.9, r.stdout[-3000:]
+    assert curves == str(run / "curves.png")
+    result = json.loads((run / "result.json").read_text())
+    assert result["split"] == "test" and result["accuracy"] >= 0.9
+    assert f"{result['accuracy']:.3f}" == printed and result["best_epoch"] == int(best_epoch)
+    assert (run / "curves.png").stat().st_size > 0
+    assert (run / "checkpoints" / "best.keras").stat().st_size > 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["build_dir"] == str(build_dir)
+
+
+@pytest.mark.integration
+def test_demo_notrain_builds_and_reruns_over_its_output(tmp_path):
+    r = run_module("pipeline.demo", f"--output_dir={tmp_path}", "--notrain",
+                   "--train_per_class=4", "--test_per_class=2")
+    assert r.returncode == 0, r.stderr
+    build_dir = tmp_path / "records" / "ucf101" / "demo"
+    assert f"[demo] verified {build_dir}" in r.stdout
+    assert "test accuracy" not in r.stdout and not (tmp_path / "run").exists()
+    info = json.loads((build_dir / schema.DATASET_INFO_FILE).read_text())
+    assert info["splits"]["train"]["per_class"] == {c: 4 for c in synthetic.CLASSES}
+    assert info["splits"]["test"]["per_class"] == {c: 2 for c in synthetic.CLASSES}
+    assert info["splits"]["train"]["num_frames"] == 20 * 16
     # Running it again replaces its own output instead of refusing.
-    again = run_module("pipeline.demo", f"--output_dir={tmp_path}", "--train_per_class=2",
-                       "--test_per_class=1")
+    again = run_module("pipeline.demo", f"--output_dir={tmp_path}", "--notrain",
+                       "--train_per_class=2", "--test_per_class=1")
     assert again.returncode == 0, again.stderr
     info = json.loads((build_dir / schema.DATASET_INFO_FILE).read_text())
     assert info["splits"]["train"]["num_examples"] == 10
@@ -34,3 +69,29 @@ def test_demo_builds_and_verifies(tmp_path):
 def test_demo_rejects_stray_arguments(tmp_path):
     r = run_module("pipeline.demo", f"--output_dir={tmp_path}", "extra")
     assert r.returncode == 2 and "unexpected arguments" in r.stderr
+
+
+def test_demo_trains_the_demo_config_without_importing_trainers():
+    assert demo.DEMO_TRAIN_CONFIG == ROOT / "configs" / "demo_cnn_gru.py"
+    assert demo.DEMO_TRAIN_CONFIG.is_file()
+    tree = ast.parse(pathlib.Path(demo.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)}
+    assert not any(name.split(".")[0] == "trainers" for name in imported), imported
+
+
+def test_fresh_workdir_replaces_a_run_and_refuses_anything_else(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    demo._fresh_workdir(str(run))
+    assert not run.exists()
+    demo._fresh_workdir(str(run))            # nothing there: nothing to do
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not a training run"):
+        demo._fresh_workdir(str(other))
+    assert (other / "notes.txt").exists()
