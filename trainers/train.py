@@ -83,15 +83,6 @@ def _keras_version() -> str:
     return keras.__version__
 
 
-def is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not os.environ.get("TF_CONFIG"):
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and
-                                           "chief" not in resolver.cluster_spec().as_dict())
-
-
 def load_build(config) -> dict:
     """Reads the build's dataset_info and checks it against the config."""
     from tfrecords import schema
@@ -149,16 +140,16 @@ def input_shape(config, info) -> tuple:
     return size + (3,) if info.get("modality") == "image" else (d.num_frames,) + size + (3,)
 
 
-def make_input(config, info, *, training: bool, input_context=None, batch_size=None):
+def make_input(config, info, *, training: bool):
     """The tf.data pipeline of one split for Keras: (inputs, targets[, sample weights])."""
     import tensorflow as tf
     from tfrecords import reader
     d = config.data
     split = d.train_split if training else d.eval_split
-    batch = batch_size or config.train.batch_size
+    batch = config.train.batch_size
     common = dict(training=training, batch_size=batch, cache=d.cache,
                   seed=config.train.seed if training and config.train.deterministic else None,
-                  input_context=input_context, drop_remainder=training or None)
+                  drop_remainder=training or None)
     modality = info.get("modality")
     if modality == "keypoints":
         people, points, coords = keypoint_shape(config, info)
@@ -271,7 +262,7 @@ def class_weights(config, info) -> dict | None:
             if counts.get(c)}
 
 
-def make_callbacks(config, workdir: str, chief: bool):
+def make_callbacks(config, workdir: str):
     import keras
     t = config.train
     ckpt = os.path.join(workdir, "checkpoints")
@@ -283,8 +274,7 @@ def make_callbacks(config, workdir: str, chief: bool):
         keras.callbacks.ModelCheckpoint(os.path.join(ckpt, "last.keras")),
         keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=True),
     ]
-    if chief:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard")))
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard")))
     if t.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience))
@@ -372,9 +362,6 @@ def train(config, workdir: str) -> dict:
     policy = resolve_precision(config.train.precision)
     keras.mixed_precision.set_global_policy(policy)
     strategy = make_strategy()
-    chief = is_chief(strategy)
-    if not chief:   # other workers write to their own folder, as Keras expects
-        workdir = os.path.join(workdir, f"worker_{strategy.cluster_resolver.task_id}")
     os.makedirs(workdir, exist_ok=True)
     _write_json(os.path.join(workdir, "config.json"), resolved_config(config))
     _write_json(os.path.join(workdir, "classes.json"), info["classes"])
@@ -393,8 +380,8 @@ def train(config, workdir: str) -> dict:
           f"epochs of batch {config.train.batch_size}", flush=True)
     started = time.monotonic()
     model.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps,
-              validation_data=val_ds, callbacks=make_callbacks(config, workdir, chief),
-              class_weight=class_weights(config, info), verbose=2 if chief else 0)
+              validation_data=val_ds, callbacks=make_callbacks(config, workdir),
+              class_weight=class_weights(config, info), verbose=2)
     elapsed = time.monotonic() - started
 
     history = os.path.join(workdir, "history.csv")
