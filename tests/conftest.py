@@ -33,3 +33,53 @@ def run_module(module: str, *args: str, cwd=None, env=None, timeout=600):
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+# --------------------------------------------------------------------------
+# A tiny build and a tiny trained run, shared by the tests of everything that
+# uses a trained model (evaluate, predict, serve, export): built once a session.
+# --------------------------------------------------------------------------
+TINY_TRAIN_PER_CLASS = 4
+TINY_TEST_PER_CLASS = 2
+
+
+@pytest.fixture(scope="session")
+def tiny_video_build(tmp_path_factory) -> pathlib.Path:
+    """The synthetic UCF101 layout (5 classes, 4 train + 2 test videos each, 12 frames of
+    40x40), built with 8 uniform frames at 32x32: ``.../records/ucf101/t``."""
+    from pipeline import synthetic
+    root = tmp_path_factory.mktemp("tiny_video")
+    synthetic.write_ucf101_layout(str(root / "data"), {"train": TINY_TRAIN_PER_CLASS,
+                                                       "test": TINY_TEST_PER_CLASS},
+                                  num_frames=12, size=(40, 40), seed=1)
+    r = run_module("pipeline.build", "--dataset=ucf101", f"--data_dir={root / 'data'}",
+                   f"--output_dir={root / 'records'}", "--config_name=t",
+                   "--direct_num_workers=1", "--sampling=uniform", "--num_frames=8",
+                   "--size=32x32")
+    assert r.returncode == 0, r.stderr
+    return root / "records" / "ucf101" / "t"
+
+
+def tiny_video_config(build_dir, **train):
+    """A small cnn_rnn experiment on ``tiny_video_build`` (8 frames of 32x32)."""
+    from configs import common
+    return common.experiment(
+        model_name="cnn_rnn",
+        model=dict(filters=(4, 8), dense_units=(16,), rnn_units=8),
+        data=dict(build_dir=str(build_dir), num_frames=8, crop_size=32, crop="center",
+                  sampling="uniform"),
+        train=dict(epochs=1, steps_per_epoch=2, batch_size=4, **train))
+
+
+@pytest.fixture(scope="session")
+def tiny_video_run(tiny_video_build, tmp_path_factory) -> pathlib.Path:
+    """A workdir trained one short epoch on ``tiny_video_build`` (checkpoints best + last).
+    Read it, never write into it: copy it first (``shutil.copytree``)."""
+    import keras
+    from trainers import train
+    workdir = tmp_path_factory.mktemp("tiny_video_run")
+    try:
+        train.train(tiny_video_config(tiny_video_build), str(workdir))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return workdir
