@@ -24,7 +24,7 @@ from tfrecords import reader
 from trainers import models, train
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
-NOT_CONFIGS = ("__init__.py", "common.py")
+NOT_CONFIGS = ("__init__.py", "common.py", "ucf101_action_groups.py")   # data, not experiments
 CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.name not in NOT_CONFIGS)
 ARGS = (None, "runlocal")
 

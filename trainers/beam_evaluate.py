@@ -1,0 +1,373 @@
+r"""The evaluation of ``python -m trainers.evaluate`` as an Apache Beam pipeline (RunInference).
+
+    python -m trainers.beam_evaluate --workdir runs/ucf101 --split test
+    python -m trainers.beam_evaluate --workdir runs/ucf101 --split test \
+        --build_dir gs://BUCKET/records/ucf101/split1_uniform16_short128_jpeg90 \
+        --runner DataflowRunner --project P --region R --temp_location gs://BUCKET/tmp \
+        --setup_file ./setup.py
+
+It takes the flags of trainers.evaluate and writes the same report into the same place
+(WORKDIR/eval/SPLIT/ unless --out_dir). The graph:
+
+    Shards ─► SpreadShards ─► ReadRecords ─► SpreadRecords ─► Preprocess
+           ─► Predict ─► ToRows ─► Write
+
+- ``ReadRecords``: each shard of the split, record by record, keyed by (shard, position),
+  so the driver restores the order in which ``tfrecords.reader`` numbers the records.
+- ``Preprocess``: the reader's own per-record function (parse ─► sample ─► decode ─►
+  augment, evaluation settings) applied to one record: one array per view.
+- ``Predict``: ``RunInference`` with Beam's TensorFlow model handler
+  (``TFModelHandlerNumpy``, keyed), loading the run's checkpoint once per worker.
+- ``Write``: one JSON line per view (video, view, label, model output) to a temporary
+  folder; the driver reads them back, averages the views of each video and writes the
+  report with ``trainers.evaluate.write_report``, so both evaluations give the same numbers.
+
+Every flag trainers.evaluate does not define is handed to Beam's ``PipelineOptions``, as
+``python -m pipeline.build`` does. Without ``--runner`` the pipeline runs locally on all cores
+(Beam's FnApiRunner in multi-process mode; ``--direct_num_workers N`` sets the processes).
+Remote runners need ``--temp_location``: the checkpoint is copied there for the workers, and
+the rows are written there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import uuid
+
+import apache_beam as beam
+import numpy as np
+from absl import app, flags
+
+from trainers import evaluate
+from trainers.workdir import RunError
+
+FLAGS = flags.FlagValues()
+evaluate.define_flags(FLAGS)
+flags.DEFINE_enum("beam_log_level", "error", ["debug", "info", "warning", "error"],
+                  "Log level for Beam's own messages.", flag_values=FLAGS)
+BEAM_EPILOG = ("Any other --flag is passed to Beam's PipelineOptions unchanged (e.g. --runner, "
+               "--direct_num_workers, --project, --region, --temp_location, --setup_file).")
+ROWS_PREFIX = "views"
+
+
+# --------------------------------------------------------------------------
+# Workers.
+# --------------------------------------------------------------------------
+def load_checkpoint(uri: str):
+    """A .keras file as a Keras model (float32 inference); remote files are copied locally."""
+    import keras
+    from apache_beam.io.filesystems import FileSystems
+    path = uri
+    tmp = None
+    if "://" in uri:
+        tmp = tempfile.mkdtemp(prefix="actionflow-model-")
+        path = os.path.join(tmp, os.path.basename(uri))
+        with FileSystems.open(uri) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    try:
+        return keras.models.load_model(path, compile=False)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _predict(model, batch, inference_args, model_id=None):
+    """RunInference's inference function: one forward pass over the stacked views."""
+    from apache_beam.ml.inference.base import PredictionResult
+    outputs = np.asarray(model.predict_on_batch(np.stack(batch)), dtype=np.float32)
+    return [PredictionResult(x, y, model_id) for x, y in zip(batch, outputs)]
+
+
+def model_handler(model_uri: str, max_batch_size: int):
+    """Beam's TensorFlow numpy model handler for a .keras checkpoint, keyed by view."""
+    from apache_beam.ml.inference.base import KeyedModelHandler
+    from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerNumpy
+
+    class KerasCheckpointHandler(TFModelHandlerNumpy):
+        """TFModelHandlerNumpy that loads a Keras 3 ``.keras`` file (local or remote)."""
+
+        def load_model(self):
+            return load_checkpoint(self._model_uri)
+
+    return KeyedModelHandler(KerasCheckpointHandler(
+        model_uri=model_uri, inference_fn=_predict, min_batch_size=1,
+        max_batch_size=max_batch_size))
+
+
+class ReadShard(beam.DoFn):
+    """(shard number, path) -> ((shard number, position), serialised record) for each record."""
+
+    def process(self, element):
+        import tensorflow as tf
+        shard, path = element
+        compression = "GZIP" if path.endswith(".gz") else ""
+        for position, record in enumerate(tf.data.TFRecordDataset(path, compression)):
+            yield (shard, position), record.numpy()
+
+
+class Preprocess(beam.DoFn):
+    """One record -> its evaluation views, by the reader's per-record function."""
+
+    def __init__(self, spec_args: dict, image: bool):
+        self.spec_args, self.image = spec_args, image
+        self._fn = None
+
+    def setup(self):
+        import tensorflow as tf
+        from tfrecords import reader
+        spec = reader.VideoSpec(training=False, **self.spec_args)
+        self._fn = tf.function(reader._clip_fn(spec, with_metadata=True), input_signature=[
+            tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string)])
+
+    def process(self, element):
+        import tensorflow as tf
+        (shard, position), serialized = element
+        video, label, meta = self._fn(tf.constant(0, tf.int64), tf.constant(serialized))
+        video = video.numpy()
+        if self.image:                   # as reader.make_image_dataset: [views, 1, H, W, 3]
+            video = video[:, 0]
+        label = int(label.numpy()[0])
+        video_id = meta["video_id"].numpy()[0].decode("utf-8", "replace")
+        for view in range(video.shape[0]):
+            yield (shard, position, view, video_id, label), video[view]
+
+
+class ToRow(beam.DoFn):
+    """(key, PredictionResult) -> a JSON line; counts views for the local progress line."""
+
+    def __init__(self, progress_dir: str | None):
+        self.progress_dir = progress_dir
+        self._progress = None
+
+    def setup(self):
+        if self.progress_dir:
+            self._progress = open(os.path.join(self.progress_dir, uuid.uuid4().hex), "ab",
+                                  buffering=0)
+
+    def teardown(self):
+        if self._progress:
+            self._progress.close()
+
+    def process(self, element):
+        (shard, position, view, video_id, label), result = element
+        if self._progress:
+            self._progress.write(b".")
+        yield json.dumps({"shard": shard, "position": position, "view": view,
+                          "video_id": video_id, "label": label,
+                          "outputs": np.asarray(result.inference, np.float32).tolist()})
+
+
+def spec_args(plan: evaluate.Plan) -> dict:
+    """The reader's VideoSpec fields for this plan, as make_dataset / make_image_dataset set."""
+    from tfrecords import reader
+    args = evaluate.reader_args(plan.config, plan.modality)
+    args.pop("cache", None)
+    if plan.modality == "image":
+        args.update(num_frames=1, sampling="uniform")
+    args["crop_size"] = reader._size(args["crop_size"])
+    args["image_format"] = plan.info.get("image_format") or "jpeg"
+    args["num_classes"] = len(plan.classes) or None
+    return args
+
+
+def build_graph(p, plan: evaluate.Plan, model_uri: str, rows_prefix: str,
+                progress_dir: str | None = None):
+    """The evaluation graph on pipeline ``p``; writes JSON lines to ``rows_prefix``*."""
+    from apache_beam.ml.inference.base import RunInference
+    build = plan.build_dir.rstrip("/")
+    shards = [f"{build}/{name}" for name in plan.info["splits"][plan.split]["shards"]]
+    return (p
+            | "Shards" >> beam.Create(list(enumerate(shards)))
+            | "SpreadShards" >> beam.Reshuffle()
+            | "ReadRecords" >> beam.ParDo(ReadShard())
+            | "SpreadRecords" >> beam.Reshuffle()
+            | "Preprocess" >> beam.ParDo(Preprocess(spec_args(plan), plan.modality == "image"))
+            | "Predict" >> RunInference(model_handler(model_uri,
+                                                      plan.batch_size * plan.num_views))
+            | "ToRows" >> beam.ParDo(ToRow(progress_dir))
+            | "Write" >> beam.io.WriteToText(rows_prefix, file_name_suffix=".jsonl"))
+
+
+# --------------------------------------------------------------------------
+# Driver.
+# --------------------------------------------------------------------------
+def read_views(rows_prefix: str) -> evaluate.Views:
+    """The rows the pipeline wrote, numbered in record order as tfrecords.reader numbers them."""
+    from apache_beam.io.filesystems import FileSystems
+    rows = []
+    for match in FileSystems.match([rows_prefix + "*"])[0].metadata_list:
+        with FileSystems.open(match.path) as f:
+            rows.extend(json.loads(line) for line in f.read().decode("utf-8").splitlines()
+                        if line)
+    if not rows:
+        raise RunError("the pipeline produced no predictions")
+    records = sorted({(r["shard"], r["position"]) for r in rows})
+    index = {key: i for i, key in enumerate(records)}
+    return evaluate.Views(
+        video_index=np.array([index[(r["shard"], r["position"])] for r in rows], np.int64),
+        video_id=[r["video_id"] for r in rows],
+        label=np.array([r["label"] for r in rows], np.int64),
+        view=np.array([r["view"] for r in rows], np.int64),
+        outputs=np.array([r["outputs"] for r in rows], np.float32))
+
+
+class _Watch:
+    """Prints the evaluation's progress from the bytes the workers append to a folder."""
+
+    def __init__(self, meter: evaluate.Progress, folder: str, views: int):
+        self.meter, self.folder, self.views = meter, folder, views
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def done(self) -> int:
+        total = 0
+        for name in os.listdir(self.folder):
+            try:
+                total += os.path.getsize(os.path.join(self.folder, name))
+            except OSError:
+                pass
+        return total // self.views
+
+    def _run(self):
+        last = -1
+        while not self._stop.wait(self.meter.interval):
+            done = self.done()
+            if done != last:
+                self.meter.update(done, final=True)
+                last = done
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.meter.update(self.done(), final=True)
+        return False
+
+
+def beam_options(beam_args: list[str], log_level: str = "error"):
+    """PipelineOptions from the flags we do not own, as pipeline.build makes them (local,
+    multi-process, all cores by default); RunError for a flag Beam does not know either."""
+    import logging
+    from pipeline import build
+    logging.getLogger("apache_beam").setLevel(log_level.upper())
+    args = list(beam_args)
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
+        args.append(f"--default_sdk_harness_log_level={log_level.upper()}")
+    try:
+        return build.pipeline_options(args)
+    except build.UserError as e:
+        raise RunError(str(e).replace("a build flag", "an evaluation flag")) from None
+
+
+def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True) -> evaluate.Views:
+    """Runs the graph with the given Beam options; returns the views the workers predicted."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+    from pipeline import build
+    runner = build.make_runner(options)
+    local = runner is not None or build._runner_name(options) in build.LOCAL_RUNNERS
+    temp_root = options.view_as(GoogleCloudOptions).temp_location
+    if not local and not temp_root:
+        raise RunError("a remote runner needs --temp_location (a gs:// or other shared folder "
+                       "the workers can read): the checkpoint and the rows go there")
+    local_tmp = tempfile.mkdtemp(prefix="actionflow-beam-eval-")
+    work = (FileSystems.join(temp_root, f"actionflow-eval-{uuid.uuid4().hex[:12]}")
+            if not local else local_tmp)
+    progress_dir = os.path.join(local_tmp, "progress") if local and progress else None
+    if progress_dir:
+        os.makedirs(progress_dir)
+    model_uri = plan.checkpoint
+    try:
+        if not local:
+            model_uri = FileSystems.join(work, "model.keras")
+            with open(plan.checkpoint, "rb") as src, FileSystems.create(model_uri) as dst:
+                shutil.copyfileobj(src, dst)
+        rows_prefix = FileSystems.join(work, ROWS_PREFIX)
+        p = beam.Pipeline(runner=runner, options=options)
+        build_graph(p, plan, model_uri, rows_prefix, progress_dir)
+        if progress_dir:
+            with _Watch(evaluate.Progress(plan.num_videos, True), progress_dir, plan.num_views):
+                p.run().wait_until_finish()
+        else:
+            p.run().wait_until_finish()
+        return read_views(rows_prefix)
+    finally:
+        shutil.rmtree(local_tmp, ignore_errors=True)
+        if not local:
+            try:
+                matches = FileSystems.match([FileSystems.join(work, "*")])[0].metadata_list
+                FileSystems.delete([m.path for m in matches])
+            except Exception:      # a leftover temporary folder is not worth failing for
+                pass
+
+
+def evaluate_with_beam(run, beam_args: list[str], *, split: str = "test",
+                       checkpoint: str = "best", build_dir: str | None = None,
+                       num_test_clips: int | None = None, num_test_crops: int | None = None,
+                       batch_size: int | None = None, out_dir: str | None = None,
+                       progress: bool = True, log_level: str = "error",
+                       threshold: float | None = None) -> dict:
+    """``trainers.evaluate.evaluate`` with the inference in a Beam pipeline; returns metrics."""
+    if threshold is not None:
+        raise RunError("--threshold applies to keypoint models, which the Beam evaluation "
+                       "does not cover")
+    if run.modality == "keypoints":
+        raise RunError("the Beam evaluation covers clip and image models; evaluate keypoint "
+                       "models with python -m trainers.evaluate")
+    options = beam_options(beam_args, log_level)
+    plan = evaluate.plan_evaluation(run, split=split, checkpoint=checkpoint,
+                                    build_dir=build_dir, num_test_clips=num_test_clips,
+                                    num_test_crops=num_test_crops, batch_size=batch_size,
+                                    out_dir=out_dir)
+    evaluate.check_model(run.load_model(plan.checkpoint), plan)
+    views = run_pipeline(plan, options, progress=progress)
+    videos = evaluate.collect_videos(views, plan.num_views)
+    if videos.label.size != plan.num_videos:
+        raise RunError(f"the pipeline predicted {videos.label.size} videos but "
+                       f"{plan.split} has {plan.num_videos}")
+    header = dict(plan.header(), runner="beam")
+    return evaluate.write_report(plan.out_dir, videos, plan.classes, header,
+                                 plan.info.get("dataset", ""))
+
+
+def main(argv: list[str]) -> int:
+    """Runs the Beam evaluation from parsed flags (argv: program + Beam options)."""
+    from trainers import workdir
+    try:
+        kwargs = evaluate.settings(FLAGS)
+        run = workdir.open_run(FLAGS.workdir)
+        result = evaluate_with_beam(run, argv[1:], progress=FLAGS.progress,
+                                    log_level=FLAGS.beam_log_level, **kwargs)
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = kwargs["out_dir"] or os.path.join(run.workdir, "eval", kwargs["split"])
+    print(evaluate.summary(result, out))
+    return 0
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    return evaluate.parse(FLAGS, argv, __name__, known_only=True, epilog=BEAM_EPILOG)
+
+
+def beam_evaluate_main(argv: list[str]) -> int:
+    """Parses ``argv`` (argv[0] is the program name) and evaluates: for scripts and tests."""
+    return main(parse_flags(argv))
+
+
+def _app():
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    # Run the importable module, not this __main__ copy: the DoFns the workers unpickle
+    # must live in trainers.beam_evaluate.
+    from trainers import beam_evaluate
+    beam_evaluate._app()

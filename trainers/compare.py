@@ -1,0 +1,183 @@
+r"""Compares evaluated runs: a table of their metrics and a grouped bar chart.
+
+    python -m trainers.compare runs/gesture_cnn_gru runs/gesture_conv3d runs/gesture_mnet
+    python -m trainers.compare runs/a runs/b --split val --metric top1 --metric loss \
+        --out compare_val.png
+
+Reads WORKDIR/eval/SPLIT/metrics.json of every run (written by ``python -m
+trainers.evaluate``), prints one row per run (run = the workdir's folder name, model family,
+top-1, top-5, mean class accuracy, loss, videos) and draws the ``--metric`` values side by
+side, one group of bars per metric (accuracies on a 0..1 axis, the loss on its own).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Sequence
+
+from absl import app, flags
+
+from trainers import evaluate
+from trainers.workdir import RunError
+
+FLAGS = flags.FlagValues()
+flags.DEFINE_string("split", "test", "Which evaluation to read: WORKDIR/eval/SPLIT/metrics.json.",
+                    flag_values=FLAGS)
+flags.DEFINE_multi_string("metric", ["top1", "top5", "mean_class_accuracy"],
+                          "A metric of metrics.json to draw (repeat the flag, or give a comma "
+                          "list): top1, top5, mean_class_accuracy, loss, macro_f1, weighted_f1.",
+                          flag_values=FLAGS)
+flags.DEFINE_string("out", "compare.png", "Where to write the bar chart.", flag_values=FLAGS)
+
+COLUMNS = (("run", "run"), ("family", "model_family"), ("top-1", "top1"), ("top-5", "top5"),
+           ("mean class acc", "mean_class_accuracy"), ("loss", "loss"), ("videos", "videos"))
+LABELS = {"top1": "top-1", "top5": "top-5", "mean_class_accuracy": "mean class accuracy",
+          "loss": "loss", "macro_f1": "macro F1", "weighted_f1": "weighted F1"}
+UNBOUNDED = ("loss",)          # drawn on their own axis, not 0..1
+
+
+def read_run(workdir: str, split: str) -> dict:
+    """One run's row: its metrics.json plus its name and model family."""
+    path = os.path.join(workdir, "eval", split, "metrics.json")
+    if not os.path.isdir(workdir):
+        raise RunError(f"{workdir} does not exist")
+    if not os.path.isfile(path):
+        raise RunError(f"run {workdir} has no evaluation of split {split!r} yet ({path} is "
+                       f"missing): run python -m trainers.evaluate --workdir {workdir} "
+                       f"--split {split}")
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except ValueError as e:
+        raise RunError(f"{path} is not valid JSON: {e}") from None
+    family = result.get("model_family")
+    if not family:
+        try:
+            with open(os.path.join(workdir, "config.json")) as f:
+                family = json.load(f).get("model_name", "")
+        except (OSError, ValueError):
+            family = ""
+    row = dict(result)
+    row["run"] = os.path.basename(os.path.normpath(workdir))
+    row["model_family"] = family or "?"
+    row["videos"] = (result.get("counts") or {}).get("videos")
+    return row
+
+
+def read_runs(workdirs: Sequence[str], split: str) -> list[dict]:
+    rows = [read_run(w, split) for w in workdirs]
+    names = [r["run"] for r in rows]
+    for row, workdir in zip(rows, workdirs):
+        if names.count(row["run"]) > 1:          # same folder name in two places: full path
+            row["run"] = os.path.normpath(workdir)
+    return rows
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def table(rows: Sequence[dict]) -> str:
+    """The rows as an aligned text table (one header line, one line per run)."""
+    cells = [[h for h, _ in COLUMNS]] + [[_cell(r.get(k)) for _, k in COLUMNS] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    lines = []
+    for n, line in enumerate(cells):
+        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def metric_names(requested: Sequence[str], rows: Sequence[dict]) -> list[str]:
+    """The --metric values (comma lists split), each checked to be a number of some run."""
+    names = [m.strip() for item in requested for m in item.split(",") if m.strip()]
+    if not names:
+        raise RunError("--metric needs at least one metric name")
+    numeric = sorted({k for r in rows for k, v in r.items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and k not in ("videos",)})
+    for name in names:
+        if not any(isinstance(r.get(name), (int, float)) for r in rows):
+            raise RunError(f"no run has a metric {name!r} in its metrics.json; they have "
+                           f"{', '.join(numeric) or 'no numbers'}")
+    return list(dict.fromkeys(names))
+
+
+def plot(rows: Sequence[dict], names: Sequence[str], path: str, split: str) -> None:
+    """Grouped bars: one group per metric, one bar per run (bounded metrics share 0..1)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    groups = [[n for n in names if n not in UNBOUNDED], [n for n in names if n in UNBOUNDED]]
+    groups = [g for g in groups if g]
+    widths = [max(2.5, 1.6 * len(g) * max(1, len(rows)) ** 0.5) for g in groups]
+    fig, axes = plt.subplots(1, len(groups), figsize=(sum(widths) + 2, 4.5),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    bar = 0.8 / len(rows)
+    for ax, group in zip(axes[0], groups):
+        x = np.arange(len(group))
+        for i, row in enumerate(rows):
+            values = [row.get(n) if isinstance(row.get(n), (int, float)) else np.nan
+                      for n in group]
+            bars = ax.bar(x - 0.4 + bar * (i + 0.5), values, bar, label=row["run"])
+            for b, v in zip(bars, values):
+                if not np.isnan(v):
+                    ax.annotate(f"{v:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()),
+                                ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(x)
+        ax.set_xticklabels([LABELS.get(n, n) for n in group])
+        if group[0] not in UNBOUNDED:
+            ax.set_ylim(0, 1.08)
+            ax.set_ylabel("fraction of videos")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"runs compared on {split}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def compare(workdirs: Sequence[str], *, split: str = "test",
+            metrics: Sequence[str] = ("top1", "top5", "mean_class_accuracy"),
+            out: str = "compare.png") -> tuple[list[dict], str]:
+    """Reads the runs, writes the chart; returns the rows and the printed table."""
+    if not workdirs:
+        raise RunError("give the workdirs to compare, e.g. python -m trainers.compare "
+                       "runs/a runs/b")
+    rows = read_runs(workdirs, split)
+    names = metric_names(metrics, rows)
+    folder = os.path.dirname(out)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    plot(rows, names, out, split)
+    return rows, table(rows)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        _, text = compare(argv[1:], split=FLAGS.split, metrics=FLAGS.metric, out=FLAGS.out)
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(text)
+    print(f"[compare] chart: {FLAGS.out}")
+    return 0
+
+
+def compare_main(argv: list[str]) -> int:
+    """Parses ``argv`` (argv[0] is the program name) and compares: for scripts and tests."""
+    return main(evaluate.parse(FLAGS, argv, __name__))
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)),
+            flags_parser=lambda argv: evaluate.parse(FLAGS, argv, __name__))
