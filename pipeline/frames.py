@@ -124,8 +124,13 @@ def _frames_of(item: Item) -> list[tuple[int, str]]:
     return _sorted_frames(list(zip(numbers, item.files)))
 
 
-def _plan(sampling: SamplingSpec, n: int, source_fps: float) -> tuple[list[int], str]:
-    """Positions in the frame range to keep, and the short policy used."""
+def plan_positions(sampling: SamplingSpec, n: int,
+                   source_fps: float) -> tuple[list[int], str]:
+    """Positions 0..n-1 of a run of frames to keep, and the short policy used.
+
+    ``video.plan_indices``, except that ``all`` with ``fps`` picks by the times
+    ``i / source_fps`` (frame folders and other frame runs without decoder times).
+    """
     if sampling.mode == "all" and sampling.fps:
         if source_fps <= 0:
             raise MediaError("unknown_fps", "resampling to --fps needs the frame rate of "
@@ -151,7 +156,7 @@ def decode_frame_folder(item: Item, sampling: SamplingSpec, frame_spec: FrameSpe
         raise MediaError("no_frames", f"no {'/'.join(IMAGE_EXTENSIONS)} frames in {item.path}")
     numbers = [number for number, _ in frames]
     n = numbers[-1] - numbers[0] + 1
-    order, policy = _plan(sampling, n, source_fps)
+    order, policy = plan_positions(sampling, n, source_fps)
 
     encoded: dict[int, bytes] = {}      # file index -> processed frame
     first_hw, out_hw = None, None

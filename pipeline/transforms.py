@@ -120,30 +120,41 @@ class MakeRecords(beam.DoFn):
 
     def _make(self, item: sources_base.Item):
         """([(video_id, label, label_text, num_frames, record)], [file problem dicts])."""
-        s = self.settings
-        if item.kind == "keypoints":
-            from pipeline import keypoints
-            records, problems = keypoints.make_keypoint_records(item, s.keypoints)
-            return [(r.video_id, r.label, r.label_text, r.num_frames, r.record)
-                    for r in records], problems
-        if item.kind == "video":
-            clip = video.decode_video(item.path, s.sampling, s.frame, s.truncation_tolerance)
-        elif item.kind == "frames":
-            from pipeline import frames
-            clip = frames.decode_frame_folder(item, s.sampling, s.frame, s.source_fps)
-        elif item.kind == "image":
-            from pipeline import frames
-            clip = frames.decode_image(item.path, s.frame)
-        else:
-            raise ValueError(f"unknown item kind {item.kind!r}")
-        record = schema.encode_clip(
-            clip.frames, label=item.label, label_text=item.label_text,
-            video_id=item.video_id, image_format=s.frame.image_format,
-            height=clip.height, width=clip.width, fps=clip.fps,
-            timestamps_us=clip.timestamps_us, source_indices=clip.source_indices,
-            source_num_frames=clip.source_num_frames, short_policy=clip.short_policy,
-            extra_context={schema.CLIP_NUM_FILLED: clip.num_filled} if clip.num_filled else None)
-        return [(item.video_id, item.label, item.label_text, len(clip.frames), record)], []
+        return make_item_records(item, self.settings)
+
+
+def make_item_records(item: sources_base.Item, s: BuildSettings):
+    """One item's records as the build writes them (``MakeRecords`` on a worker, and
+    ``trainers.predict`` on a raw input): ``([(video_id, label, label_text, num_frames,
+    record)], [file problem dicts])``; raises ``video.MediaError`` for an unusable item."""
+    if item.kind == "keypoints":
+        from pipeline import keypoints
+        records, problems = keypoints.make_keypoint_records(item, s.keypoints)
+        return [(r.video_id, r.label, r.label_text, r.num_frames, r.record)
+                for r in records], problems
+    if item.kind == "video":
+        clip = video.decode_video(item.path, s.sampling, s.frame, s.truncation_tolerance)
+    elif item.kind == "frames":
+        from pipeline import frames
+        clip = frames.decode_frame_folder(item, s.sampling, s.frame, s.source_fps)
+    elif item.kind == "image":
+        from pipeline import frames
+        clip = frames.decode_image(item.path, s.frame)
+    else:
+        raise ValueError(f"unknown item kind {item.kind!r}")
+    record = clip_record(item, clip, s.frame)
+    return [(item.video_id, item.label, item.label_text, len(clip.frames), record)], []
+
+
+def clip_record(item: sources_base.Item, clip: video.Clip, frame: video.FrameSpec) -> bytes:
+    """The serialised record of one decoded clip of ``item``."""
+    return schema.encode_clip(
+        clip.frames, label=item.label, label_text=item.label_text,
+        video_id=item.video_id, image_format=frame.image_format,
+        height=clip.height, width=clip.width, fps=clip.fps,
+        timestamps_us=clip.timestamps_us, source_indices=clip.source_indices,
+        source_num_frames=clip.source_num_frames, short_policy=clip.short_policy,
+        extra_context={schema.CLIP_NUM_FILLED: clip.num_filled} if clip.num_filled else None)
 
 
 def _problem_dict(item: sources_base.Item, stage: str, reason: str, detail: str) -> dict:
