@@ -16,10 +16,13 @@ INSTALL_REQUIRES = [
     "numpy>=1.26,<2",
     "opencv-python-headless==4.10.0.84",
     "apache-beam==2.77.0",
+    "tensorflow-hub==0.16.1",  # imported by Beam's TensorFlow RunInference handler
+    "tf-keras==2.17.0",        # needed by tensorflow-hub; the release matching TF 2.17
     "google-crc32c>=1.5,<2",
     "absl-py>=2.1,<3",
     "ml-collections>=1.0,<2",
     "matplotlib>=3.8,<4",
+    "flask>=3.0,<4",          # python -m trainers.serve: the upload page and JSON API
 ]
 
 setup(
@@ -37,7 +40,8 @@ setup(
         "test": ["pytest>=8,<10",
                  "av>=12,<19",            # writes variable-frame-rate test videos
                  "moto[server]>=5,<6",    # a local S3-compatible server for s3:// tests
-                 "boto3>=1.34,<2"],
+                 "boto3>=1.34,<2",
+                 "selenium>=4.20,<5"],    # drives Debian's chromium + chromedriver (no downloads)
         "gpu": ["tensorflow[and-cuda]==2.17.1"],
     },
     license="Apache-2.0",

@@ -163,6 +163,8 @@ def test_install_requires_pins():
     beam = _base("apache-beam").specifier
     assert beam.contains("2.77.0") and not beam.contains("2.78.0")
     assert not beam.contains("2.76.0")
+    flask = _base("flask").specifier
+    assert flask.contains("3.1.3") and not flask.contains("4.0.0") and not flask.contains("2.3.3")
 
 
 def test_extras_test_and_gpu():
@@ -173,7 +175,8 @@ def test_extras_test_and_gpu():
                 if r.marker.evaluate({"extra": extra}):
                     extras.setdefault(extra, []).append(r)
     assert set(extras) == {"test", "gpu"}
-    assert sorted(r.name for r in extras["test"]) == ["av", "boto3", "moto", "pytest"]
+    assert sorted(r.name for r in extras["test"]) == ["av", "boto3", "moto", "pytest",
+                                                         "selenium"]
     (gpu,) = extras["gpu"]
     assert (gpu.name, gpu.extras, str(gpu.specifier)) == ("tensorflow", {"and-cuda"}, "==2.17.1")
     assert set(importlib.metadata.metadata("actionflow").get_all("Provides-Extra")) == \
