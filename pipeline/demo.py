@@ -9,8 +9,11 @@ right, move up, move down, stay still) differ only in motion over time, runs
 the real Beam build on it (``--dataset ucf101``, two local workers) into
 ``demo_out/records/`` and verifies the result. It then trains the CNN+GRU of
 ``configs/demo_cnn_gru.py`` on the build in a subprocess (``python -m
-trainers.train``, workdir ``demo_out/run``) and prints the test accuracy of the
-best epoch. Nothing is downloaded.
+trainers.train``, workdir ``demo_out/run``), prints the test accuracy of the
+best epoch, and ends by evaluating the best checkpoint on the test split
+(``python -m trainers.evaluate``): metrics, classification report, confusion
+matrix and per-video predictions in ``demo_out/run/eval/test/``. Nothing is
+downloaded.
 """
 from __future__ import annotations
 
@@ -107,6 +110,24 @@ def run_training(build_dir: str, workdir: str, seed: int = 0) -> dict:
         raise SystemExit(f"[demo] training wrote no readable {result_path}: {e}") from None
 
 
+def run_evaluation(workdir: str, split: str = "test") -> dict:
+    """Evaluates the best checkpoint of ``workdir`` on ``split``; returns its metrics.json."""
+    workdir = os.path.abspath(workdir)
+    argv = [sys.executable, "-m", "trainers.evaluate", "--workdir", workdir, "--split", split]
+    print("[demo] evaluating: python " + " ".join(argv[1:]), flush=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    code = subprocess.call(argv, cwd=REPO_ROOT, env=env)
+    if code != 0:
+        raise SystemExit(f"[demo] evaluation failed (exit {code})")
+    metrics_path = os.path.join(workdir, "eval", split, "metrics.json")
+    try:
+        with open(metrics_path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"[demo] evaluation wrote no readable {metrics_path}: {e}") from None
+
+
 def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
@@ -122,8 +143,13 @@ def main(argv):
     print(f"[demo] {result.get('split', 'test')} accuracy: {result['accuracy']:.3f} "
           f"(best epoch {result['best_epoch']}, {result['train_seconds']:.0f}s training); "
           f"curves: {os.path.join(workdir, 'curves.png')}")
+    run_evaluation(workdir, "test")
+    report = os.path.join(workdir, "eval", "test")
+    print(f"[demo] evaluation report: {os.path.join(report, 'classification_report.txt')}; "
+          f"confusion matrix: {os.path.join(report, 'confusion_matrix.png')}; "
+          f"predictions: {os.path.join(report, 'predictions.csv')}")
     print(f"[demo] done in {time.monotonic() - started:.0f}s. Records in {build_dir}, "
-          f"checkpoints and metrics in {workdir}")
+          f"checkpoints in {workdir}, evaluation in {report}")
     return 0
 
 

@@ -45,6 +45,20 @@ def test_demo_builds_trains_and_reaches_90_percent(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["build_dir"] == str(build_dir)
 
+    # ... and ends by evaluating the best checkpoint on the test split
+    report = run / "eval" / "test"
+    assert (f"[demo] evaluation report: {report / 'classification_report.txt'}; confusion "
+            f"matrix: {report / 'confusion_matrix.png'}") in r.stdout
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["counts"]["videos"] == 5 * n_test
+    # one clip a video, the same checkpoint and records: the trainer's own figures
+    assert abs(metrics["top1"] - result["accuracy"]) < 1e-6
+    assert abs(metrics["loss"] - result["loss"]) < 1e-4
+    for name in ("classification_report.txt", "per_class.csv", "confusion_matrix.csv",
+                 "confusion_matrix.png", "predictions.csv"):
+        assert (report / name).stat().st_size > 0, name
+    assert len((report / "predictions.csv").read_text().splitlines()) == 1 + 5 * n_test
+
 
 @pytest.mark.integration
 def test_demo_notrain_builds_and_reruns_over_its_output(tmp_path):
