@@ -181,3 +181,17 @@ def test_extras_test_and_gpu():
     assert (gpu.name, gpu.extras, str(gpu.specifier)) == ("tensorflow", {"and-cuda"}, "==2.17.1")
     assert set(importlib.metadata.metadata("actionflow").get_all("Provides-Extra")) == \
         {"test", "gpu"}
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    """.ci/run ends with the README's second command; the README's first installs and demos."""
+    import re
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.S)
+    install, test = blocks[0].strip(), blocks[1].strip()
+    assert install.startswith("python3 -m venv .venv && .venv/bin/pip install -e '.[test]'")
+    assert install.endswith("-m pipeline.demo --output_dir demo_out")
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == test
+    assert "pip install --quiet -e '.[test]'" in "\n".join(ci)
+    assert (ROOT / "tests" / "install_browser.sh").stat().st_mode & 0o111
