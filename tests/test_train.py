@@ -1,4 +1,4 @@
-"""Training end to end on tiny records: every family, precision, resume after a kill, two workers."""
+"""Training end to end on tiny records: every family, precision, resume after a kill."""
 from __future__ import annotations
 
 import csv
@@ -208,14 +208,3 @@ def test_killed_run_resumes_from_the_saved_epoch(video_build, tmp_path):
     resumed = epochs[len(done):]
     assert resumed[0] >= len(done) - 1 > 0           # not from zero
     assert resumed[-1] == 7 and sorted(set(epochs)) == list(range(8))
-
-
-def test_multi_worker_is_refused_with_a_clear_message(video_build, tmp_path):
-    config = _config_file(tmp_path, video_build, epochs=1, steps=1)
-    env = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
-                                    "task": {"type": "worker", "index": 0}})}
-    r = run_module("trainers.train", f"--config={config}", f"--workdir={tmp_path / 'mw'}",
-                   env=env)
-    assert r.returncode == 2
-    assert "multi-worker training (TF_CONFIG) does not work" in r.stderr
-    assert "Traceback" not in r.stderr

@@ -19,13 +19,20 @@ The workdir keeps everything about the run:
 Precision ``auto`` is mixed_float16 on a GPU (Keras scales the loss) and
 float32 on a CPU; ``mixed_bfloat16`` and ``float32`` can be asked for. The
 output layer stays float32. With several GPUs the run uses MirroredStrategy.
-Several machines (``TF_CONFIG``) are refused with an explanation: see
-TRAINING.md.
+
+Several machines: set ``TF_CONFIG`` on each and run the same command there;
+the run uses MultiWorkerMirroredStrategy with its own training loop (Keras's
+fit() cannot reduce its step results across workers). The chief (worker 0)
+writes the workdir above. Another worker saves its copies in step with the
+chief's under W/workertemp_<index>/ (saving is collective) and keeps only
+history.csv and result.json there at the end. A restarted cluster resumes
+from the chief's backup/. See TRAINING.md.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -65,22 +72,49 @@ def make_strategy():
     """MultiWorkerMirrored with TF_CONFIG, Mirrored over several GPUs, else the default."""
     import tensorflow as tf
     if os.environ.get("TF_CONFIG"):
-        # Keras 3.15's fit() builds its state by strategy.reduce() of the first distributed
-        # (inputs, targets) tuple, which MultiWorkerMirroredStrategy cannot reduce (a tuple,
-        # uint8 frames); once that is worked around, the train step fails on a scalar
-        # reduction. Refuse clearly instead of failing deep inside Keras.
-        raise ConfigError("multi-worker training (TF_CONFIG) does not work with the Keras "
-                          f"{_keras_version()} that TensorFlow 2.17 installs: its fit() cannot "
-                          "reduce distributed (inputs, targets) batches across workers. Use one "
-                          "machine (all its GPUs are used through MirroredStrategy).")
+        tf_config = check_tf_config(os.environ["TF_CONFIG"])
+        task = tf_config["task"]
+        hosts = sum(len(v) for v in tf_config["cluster"].values())
+        print(f"[train] TF_CONFIG: task {task['type']}:{task.get('index', 0)} of a "
+              f"{hosts}-machine cluster; waiting for every worker to start", flush=True)
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
 
 
-def _keras_version() -> str:
-    import keras
-    return keras.__version__
+def check_tf_config(text: str) -> dict:
+    """TF_CONFIG parsed and checked: a cluster of workers and this task's place in it."""
+    try:
+        tf_config = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON: {e}") from None
+    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
+    task = tf_config.get("task") if isinstance(tf_config, dict) else None
+    if not isinstance(cluster, dict) or not isinstance(task, dict):
+        raise ConfigError('TF_CONFIG needs "cluster" and "task", e.g. {"cluster": {"worker": '
+                          '["host0:port", "host1:port"]}, "task": {"type": "worker", '
+                          '"index": 0}}')
+    unknown = sorted(set(cluster) - {"chief", "worker"})
+    if unknown:
+        raise ConfigError(f"TF_CONFIG cluster has {', '.join(unknown)} jobs; multi-worker "
+                          "training uses only 'chief' and 'worker'")
+    kind, index = task.get("type"), task.get("index", 0)
+    if kind not in cluster or not isinstance(index, int) or \
+            not 0 <= index < len(cluster[kind]):
+        raise ConfigError(f"TF_CONFIG task {task} is not in its cluster {cluster}")
+    return tf_config
+
+
+def worker_role(strategy) -> tuple[bool, int, int]:
+    """(is_chief, this worker's number, workers in all) of a multi-worker strategy."""
+    resolver = strategy.cluster_resolver
+    jobs = resolver.cluster_spec().as_dict()
+    workers = sum(len(tasks) for tasks in jobs.values())
+    kind, index = resolver.task_type, resolver.task_id
+    if "chief" in jobs:
+        return kind == "chief", (0 if kind == "chief" else index + len(jobs["chief"])), workers
+    return index == 0, index, workers
 
 
 def load_build(config) -> dict:
@@ -140,8 +174,11 @@ def input_shape(config, info) -> tuple:
     return size + (3,) if info.get("modality") == "image" else (d.num_frames,) + size + (3,)
 
 
-def make_input(config, info, *, training: bool):
-    """The tf.data pipeline of one split for Keras: (inputs, targets[, sample weights])."""
+def make_input(config, info, *, training: bool, input_context=None):
+    """The tf.data pipeline of one split for Keras: (inputs, targets[, sample weights]).
+
+    With ``input_context`` (from ``strategy.distribute_datasets_from_function``)
+    it is one worker's part of the split, batched per replica."""
     import tensorflow as tf
     from tfrecords import reader
     d = config.data
@@ -150,6 +187,8 @@ def make_input(config, info, *, training: bool):
     common = dict(training=training, batch_size=batch, cache=d.cache,
                   seed=config.train.seed if training and config.train.deterministic else None,
                   drop_remainder=training or None)
+    if input_context is not None:
+        common["input_context"] = input_context
     modality = info.get("modality")
     if modality == "keypoints":
         people, points, coords = keypoint_shape(config, info)
@@ -269,8 +308,10 @@ def make_callbacks(config, workdir: str):
     os.makedirs(ckpt, exist_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
-        keras.callbacks.ModelCheckpoint(os.path.join(ckpt, "best.keras"), monitor=t.monitor,
-                                        mode=t.monitor_mode, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(ckpt, "best.keras"), monitor=t.monitor, mode=t.monitor_mode,
+            save_best_only=True,
+            initial_value_threshold=best_before_resume(workdir, t.monitor, t.monitor_mode)),
         keras.callbacks.ModelCheckpoint(os.path.join(ckpt, "last.keras")),
         keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=True),
     ]
@@ -283,6 +324,28 @@ def make_callbacks(config, workdir: str):
             monitor=t.monitor, mode=t.monitor_mode, factor=0.5,
             patience=max(1, t.early_stopping_patience // 2 or 2)))
     return callbacks
+
+
+def best_before_resume(workdir: str, monitor: str, mode: str) -> float | None:
+    """The best ``monitor`` value of the epochs a resumed run restores (None: a fresh run).
+
+    So that best.keras is replaced only by a better epoch after a restart, as the
+    curves and result.json (which read history.csv) assume.
+    """
+    meta = os.path.join(workdir, "backup", "training_metadata.json")
+    history = os.path.join(workdir, "history.csv")
+    if not (os.path.isfile(meta) and os.path.isfile(history)):
+        return None
+    try:
+        with open(meta) as f:
+            restored = int(json.load(f)["epoch"])
+        h = read_history(history)
+    except (OSError, ValueError, KeyError):
+        return None
+    scores = [v for e, v in zip(h.get("epoch", []), h.get(monitor, [])) if e < restored]
+    if not scores:
+        return None
+    return max(scores) if mode == "max" else min(scores)
 
 
 # --------------------------------------------------------------------------
@@ -358,51 +421,235 @@ def train(config, workdir: str) -> dict:
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
+    # MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
+    strategy = make_strategy()
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     info = load_build(config)
     policy = resolve_precision(config.train.precision)
     keras.mixed_precision.set_global_policy(policy)
-    strategy = make_strategy()
-    os.makedirs(workdir, exist_ok=True)
-    _write_json(os.path.join(workdir, "config.json"), resolved_config(config))
-    _write_json(os.path.join(workdir, "classes.json"), info["classes"])
-    _write_json(os.path.join(workdir, "dataset_info.json"), info)
+    is_chief, worker, workers = worker_role(strategy) if multi_worker else (True, 0, 1)
+    # Another worker keeps its copies apart, so that a workdir shared with the chief
+    # (one file system for all) holds the chief's files only.
+    outdir = workdir if is_chief else os.path.join(workdir, f"workertemp_{worker}")
+    os.makedirs(outdir, exist_ok=True)
+    if is_chief:
+        _write_json(os.path.join(workdir, "config.json"), resolved_config(config))
+        _write_json(os.path.join(workdir, "classes.json"), info["classes"])
+        _write_json(os.path.join(workdir, "dataset_info.json"), info)
 
     model, shape = build_model(config, info, strategy)
     steps = steps_per_epoch(config, info)
-    # Keras distributes a plain dataset over the model's strategy itself (sharding it
-    # by file across workers where it can, splitting the global batch per replica);
-    # it does not take the PerReplica values of distribute_datasets_from_function.
-    train_ds = make_input(config, info, training=True)
-    val_ds = make_input(config, info, training=False)
+    where = (f", worker {worker} of {workers}" + (" (chief)" if is_chief else "")
+             if multi_worker else "")
     print(f"[train] {config.model_name} on {config.data.build_dir} ({info['modality']}, "
           f"{len(info['classes'])} classes), input {shape}, precision {policy}, "
-          f"{strategy.num_replicas_in_sync} replica(s), {steps} steps x {config.train.epochs} "
-          f"epochs of batch {config.train.batch_size}", flush=True)
+          f"{strategy.num_replicas_in_sync} replica(s){where}, {steps} steps x "
+          f"{config.train.epochs} epochs of batch {config.train.batch_size}", flush=True)
     started = time.monotonic()
-    model.fit(train_ds, epochs=config.train.epochs, steps_per_epoch=steps,
-              validation_data=val_ds, callbacks=make_callbacks(config, workdir),
-              class_weight=class_weights(config, info), verbose=2)
+    if multi_worker:
+        fit_multi_worker(model, strategy, config, info, outdir, steps)
+    else:
+        # Keras distributes a plain dataset over the model's strategy itself
+        # (splitting the global batch per replica).
+        model.fit(make_input(config, info, training=True), epochs=config.train.epochs,
+                  steps_per_epoch=steps, validation_data=make_input(config, info, training=False),
+                  callbacks=make_callbacks(config, outdir),
+                  class_weight=class_weights(config, info), verbose=2)
     elapsed = time.monotonic() - started
 
-    history = os.path.join(workdir, "history.csv")
-    best_epoch = plot_curves(history, os.path.join(workdir, "curves.png"),
-                             config.train.monitor, config.train.monitor_mode)
-    best = keras.models.load_model(os.path.join(workdir, "checkpoints", "best.keras"))
+    history = os.path.join(outdir, "history.csv")
+    result = {"split": config.data.eval_split, "train_seconds": round(elapsed, 1),
+              "precision": policy, "replicas": strategy.num_replicas_in_sync}
+    if multi_worker:
+        result.update(workers=workers, worker=worker, chief=is_chief,
+                      weights_sha256=weights_sha256(model))
+    if not is_chief:
+        # Another worker's copies only kept the saves in step; the chief evaluates.
+        _write_json(os.path.join(outdir, "result.json"), result)
+        _keep_only(outdir, ("history.csv", "result.json"))
+        print(f"[train] worker {worker} done ({elapsed:.0f}s training; weights sha256 "
+              f"{result['weights_sha256'][:12]}). The chief writes the run: "
+              f"{os.path.join(outdir, 'result.json')} is this worker's record.", flush=True)
+        return result
+    result["best_epoch"] = plot_curves(history, os.path.join(outdir, "curves.png"),
+                                       config.train.monitor, config.train.monitor_mode)
+    # The chief evaluates the best checkpoint on the whole split, outside the strategy.
+    best = keras.models.load_model(os.path.join(outdir, "checkpoints", "best.keras"))
     best.compile(loss=model.loss, metrics=[type(m)(name="accuracy")
                                            for m in model.metrics if m.name == "accuracy"]
                  or ["accuracy"])
     scores = best.evaluate(make_input(config, info, training=False), verbose=0,
                            return_dict=True)
-    result = {"split": config.data.eval_split, "best_epoch": best_epoch,
-              "train_seconds": round(elapsed, 1), "precision": policy,
-              "replicas": strategy.num_replicas_in_sync,
-              **{k: float(v) for k, v in scores.items()}}
-    _write_json(os.path.join(workdir, "result.json"), result)
-    print(f"[train] best epoch {best_epoch}: {config.data.eval_split} accuracy "
+    result.update({k: float(v) for k, v in scores.items()})
+    _write_json(os.path.join(outdir, "result.json"), result)
+    print(f"[train] best epoch {result['best_epoch']}: {config.data.eval_split} accuracy "
           f"{result.get('accuracy', float('nan')):.4f}, loss {result['loss']:.4f} "
-          f"({elapsed:.0f}s training). Curves: {os.path.join(workdir, 'curves.png')}",
+          f"({elapsed:.0f}s training). Curves: {os.path.join(outdir, 'curves.png')}",
           flush=True)
     return result
+
+
+# --------------------------------------------------------------------------
+# Several machines.
+# --------------------------------------------------------------------------
+def fit_multi_worker(model, strategy, config, info, outdir: str, steps: int):
+    """Trains ``model`` under MultiWorkerMirroredStrategy, epoch by epoch.
+
+    Keras 3's ``fit`` cannot run under this strategy (it reduces its step results
+    with ``strategy.reduce(..., axis=0)``, which fails on scalars across workers), so
+    this loop runs Keras's own ``train_step``/``test_step`` in ``strategy.run``: the
+    loss is scaled by the replicas and the optimizer sums the gradients across all of
+    them, so every worker applies the same update. Metrics are Keras metrics whose
+    per-replica totals are summed across workers when read. The callbacks are those
+    of the single-machine run, writing to ``outdir``; every worker must call them,
+    since saving reads the distributed variables.
+    """
+    import keras
+    import tensorflow as tf
+    t = config.train
+    if t.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"train.batch_size {t.batch_size} is the global batch: it must be "
+                          f"a multiple of the {strategy.num_replicas_in_sync} replicas")
+    weights = class_weights(config, info)
+
+    def dataset_fn(training):
+        def make(input_context):
+            ds = make_input(config, info, training=training, input_context=input_context)
+            return _with_class_weights(ds, weights, len(info["classes"])) if training else ds
+        return make
+
+    train_data = strategy.distribute_datasets_from_function(dataset_fn(True))
+    val_data = strategy.distribute_datasets_from_function(dataset_fn(False))
+    with strategy.scope():
+        # Keras's fit builds the loss, metric and optimizer state from the first batch
+        # the same way; specs are enough.
+        spec = _with_class_weights(make_input(config, info, training=True), weights,
+                                   len(info["classes"])).element_spec
+        model._symbolic_build(data_batch=spec)
+
+    @tf.function
+    def train_step(iterator):
+        strategy.run(model.train_step, args=(next(iterator),))
+
+    @tf.function(reduce_retracing=True)
+    def test_step(batch):
+        strategy.run(model.test_step, args=(batch,))
+
+    def results(prefix=""):
+        # Read in the cross-replica context: on-read metric variables sum over workers.
+        return {prefix + k: float(v) for k, v in model.get_metrics_result().items()}
+
+    is_chief = worker_role(strategy)[0]
+    if not is_chief:
+        # Saving is collective (it reads the metrics' on-read variables), so every worker
+        # keeps a backup in step with the chief's; only the chief's is read on a restart.
+        shutil.rmtree(os.path.join(outdir, "backup"), ignore_errors=True)
+    best = best_before_resume(outdir, t.monitor, t.monitor_mode) if is_chief else None
+    callback_list = make_callbacks(config, outdir)
+    callbacks = keras.callbacks.CallbackList(
+        callback_list, add_history=True, add_progbar=True, model=model,
+        verbose=2, epochs=t.epochs, steps=steps)
+    model.stop_training = False
+    callbacks.on_train_begin()      # the chief's BackupAndRestore restores a stopped run
+    epoch, has_best, best = sync_from_chief(
+        strategy, model, getattr(model, "_initial_epoch", 0) or 0, best is not None, best or 0.0)
+    initial_epoch = int(epoch)
+    for callback in callback_list:  # the same decisions to save on every worker
+        if isinstance(callback, keras.callbacks.ModelCheckpoint) and callback.save_best_only:
+            callback.best = best if has_best else None
+    if initial_epoch:
+        print(f"[train] resuming after epoch {initial_epoch} from the chief's backup",
+              flush=True)
+    iterator = iter(train_data)
+    logs = {}
+    for epoch in range(initial_epoch, t.epochs):
+        model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        for step in range(steps):
+            callbacks.on_train_batch_begin(step)
+            train_step(iterator)
+            callbacks.on_train_batch_end(step)
+        logs = results()
+        model.reset_metrics()
+        for batch in val_data:
+            test_step(batch)
+        logs.update(results("val_"))
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    if isinstance(model.optimizer, keras.optimizers.Optimizer) and t.epochs > 0:
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+    callbacks.on_train_end(logs)
+
+
+def _with_class_weights(ds, weights: dict | None, num_classes: int):
+    """(inputs, targets) -> (inputs, targets, class weight of each target), as fit does."""
+    if not weights:
+        return ds
+    import tensorflow as tf
+    table = tf.constant([weights.get(i, 1.0) for i in range(num_classes)], tf.float32)
+    return ds.map(lambda x, y: (x, y, tf.gather(table, tf.cast(y, tf.int32))))
+
+
+def sync_from_chief(strategy, model, *numbers: float) -> list[float]:
+    """Every worker takes the chief's weights and optimizer state; returns its ``numbers``.
+
+    On a restart only the chief's backup counts: another worker may have been
+    stopped a moment earlier or later, or run on a fresh machine. The values are
+    summed across replicas with only the chief's first replica (replica 0)
+    contributing: one all-reduce per dtype.
+    """
+    import tensorflow as tf
+    variables, seen = [], set()
+    for v in list(model.weights) + list(model.optimizer.variables):
+        if id(v) not in seen:
+            seen.add(id(v))
+            variables.append(v)
+    values = [tf.convert_to_tensor(v.value) for v in variables]
+    values += [tf.constant(n, tf.float64) for n in numbers]
+    sent = [tf.cast(x, tf.float64) if x.dtype.is_integer or x.dtype == tf.bool else x
+            for x in values]
+
+    groups: dict = {}                   # one all-reduce per dtype (they are packed)
+    for i, x in enumerate(sent):
+        groups.setdefault(x.dtype, []).append(i)
+
+    @tf.function
+    def from_chief():
+        def replica_fn():
+            ctx = tf.distribute.get_replica_context()
+            mine = tf.equal(ctx.replica_id_in_sync_group, 0)
+            return [ctx.all_reduce("SUM", [tf.where(mine, sent[i], tf.zeros_like(sent[i]))
+                                           for i in group]) for group in groups.values()]
+        return strategy.run(replica_fn)
+
+    received = [None] * len(sent)
+    for group, reduced in zip(groups.values(), from_chief()):
+        for i, r in zip(group, reduced):
+            received[i] = tf.cast(strategy.experimental_local_results(r)[0], values[i].dtype)
+    for v, value in zip(variables, received[:len(variables)]):
+        v.assign(value)
+    return [float(n) for n in received[len(variables):]]
+
+
+def weights_sha256(model) -> str:
+    """A checksum of the model's weights (values and shapes), to compare workers."""
+    import hashlib
+    import numpy as np
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        w = np.ascontiguousarray(w)
+        digest.update(str((w.dtype.str, w.shape)).encode())
+        digest.update(w.tobytes())
+    return digest.hexdigest()
+
+
+def _keep_only(folder: str, names) -> None:
+    """Removes everything in ``folder`` but ``names`` (another worker's copies)."""
+    for name in os.listdir(folder):
+        if name not in names:
+            path = os.path.join(folder, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
 def _write_json(path: str, data):
@@ -420,6 +667,8 @@ def main(argv):
               "--config configs/demo_cnn_gru.py --workdir runs/demo", file=sys.stderr)
         return 2
     try:
+        if os.environ.get("TF_CONFIG"):
+            check_tf_config(os.environ["TF_CONFIG"])     # before TensorFlow loads
         train(FLAGS.config, FLAGS.workdir)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
