@@ -273,38 +273,30 @@ def select_items(items: list, max_per_split: int | None) -> list[tuple[int, sour
 # --------------------------------------------------------------------------
 # Driver.
 # --------------------------------------------------------------------------
-class Progress:
-    """Prints done/total, rate and ETA from the bytes workers append to progress_dir."""
+class FolderWatch:
+    """Calls ``report(done)`` every ``interval`` seconds while workers append one byte per
+    ``per_item`` to files in ``folder`` (a local run's progress), and once more at the end."""
 
-    def __init__(self, total: int, progress_dir: str, stream=sys.stderr, interval: float = 2.0):
-        self.total, self.dir, self.stream, self.interval = total, progress_dir, stream, interval
-        self.start = time.monotonic()
+    def __init__(self, folder: str, report, interval: float = 2.0, per_item: int = 1):
+        self.folder, self.report, self.interval, self.per_item = folder, report, interval, per_item
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def done(self) -> int:
         total = 0
-        for name in os.listdir(self.dir):
+        for name in os.listdir(self.folder):
             try:
-                total += os.path.getsize(os.path.join(self.dir, name))
+                total += os.path.getsize(os.path.join(self.folder, name))
             except OSError:
                 pass
-        return total
-
-    def line(self, done: int) -> str:
-        elapsed = time.monotonic() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        pct = 100.0 * done / self.total if self.total else 100.0
-        eta = _format_seconds((self.total - done) / rate) if rate > 0 else "?"
-        return (f"[build] {done}/{self.total} items ({pct:.1f}%) · {rate:.1f} items/s · "
-                f"elapsed {_format_seconds(elapsed)} · ETA {eta}")
+        return total // self.per_item
 
     def _run(self):
         last = -1
         while not self._stop.wait(self.interval):
             done = self.done()
             if done != last:
-                print(self.line(done), file=self.stream, flush=True)
+                self.report(done)
                 last = done
 
     def __enter__(self):
@@ -314,8 +306,28 @@ class Progress:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        print(self.line(self.done()), file=self.stream, flush=True)
+        self.report(self.done())
         return False
+
+
+class Progress(FolderWatch):
+    """Prints done/total, rate and ETA of the build from its workers' progress folder."""
+
+    def __init__(self, total: int, progress_dir: str, stream=sys.stderr, interval: float = 2.0):
+        super().__init__(progress_dir, self._print, interval)
+        self.total, self.stream = total, stream
+        self.start = time.monotonic()
+
+    def _print(self, done: int):
+        print(self.line(done), file=self.stream, flush=True)
+
+    def line(self, done: int) -> str:
+        elapsed = time.monotonic() - self.start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        pct = 100.0 * done / self.total if self.total else 100.0
+        eta = _format_seconds((self.total - done) / rate) if rate > 0 else "?"
+        return (f"[build] {done}/{self.total} items ({pct:.1f}%) · {rate:.1f} items/s · "
+                f"elapsed {_format_seconds(elapsed)} · ETA {eta}")
 
 
 def _format_seconds(s: float) -> str:

@@ -352,7 +352,7 @@ def test_cli_help_and_user_mistakes(tmp_path):
              (("--workdir=w", "--frame_size=1920"), "error: --frame_size must look like "
                                                     "1920x1080 (WIDTHxHEIGHT), got '1920'"),
              (("--workdir=w", "--nosuchflag"), "error: Unknown command line flag 'nosuchflag'\n"
-                                               "Run with --help to see the flags.")]
+                                               "Run with --help to see every flag.")]
     for args, line in cases:
         r = run_module("trainers.serve", *args)
         assert (r.returncode, r.stderr.strip()) == (2, line), (args, r.stderr)

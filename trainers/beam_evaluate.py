@@ -35,7 +35,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import uuid
 
 import apache_beam as beam
@@ -215,42 +214,6 @@ def read_views(rows_prefix: str) -> evaluate.Views:
         outputs=np.array([r["outputs"] for r in rows], np.float32))
 
 
-class _Watch:
-    """Prints the evaluation's progress from the bytes the workers append to a folder."""
-
-    def __init__(self, meter: evaluate.Progress, folder: str, views: int):
-        self.meter, self.folder, self.views = meter, folder, views
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def done(self) -> int:
-        total = 0
-        for name in os.listdir(self.folder):
-            try:
-                total += os.path.getsize(os.path.join(self.folder, name))
-            except OSError:
-                pass
-        return total // self.views
-
-    def _run(self):
-        last = -1
-        while not self._stop.wait(self.meter.interval):
-            done = self.done()
-            if done != last:
-                self.meter.update(done, final=True)
-                last = done
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.meter.update(self.done(), final=True)
-        return False
-
-
 def beam_options(beam_args: list[str], log_level: str = "error"):
     """PipelineOptions from the flags we do not own, as pipeline.build makes them (local,
     multi-process, all cores by default); RunError for a flag Beam does not know either."""
@@ -293,7 +256,9 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True) -> eval
         p = beam.Pipeline(runner=runner, options=options)
         build_graph(p, plan, model_uri, rows_prefix, progress_dir)
         if progress_dir:
-            with _Watch(evaluate.Progress(plan.num_videos, True), progress_dir, plan.num_views):
+            meter = evaluate.Progress(plan.num_videos, True)
+            with build.FolderWatch(progress_dir, lambda done: meter.update(done, final=True),
+                                   meter.interval, per_item=plan.num_views):
                 p.run().wait_until_finish()
         else:
             p.run().wait_until_finish()

@@ -40,13 +40,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from absl import app, flags
 
-from trainers import metrics
+from trainers import cli, metrics
 from trainers.workdir import RunError
 
 # A FlagValues of its own: every entry point that uses a trained model takes --workdir,
 # and several of them may be imported into one process (tests, the Beam workers).
 FLAGS = flags.FlagValues()
-HELP_ARGS = ("-h", "--help", "--helpshort")
 TOP_K = 5
 MAX_ANNOTATED_CLASSES = 30      # confusion_matrix.png writes counts in cells up to this many
 REPORT_FILES = ("metrics.json", "classification_report.txt", "per_class.csv",
@@ -644,29 +643,7 @@ def summary(result: Mapping, out_dir: str) -> str:
 # --------------------------------------------------------------------------
 # Command line.
 # --------------------------------------------------------------------------
-def print_help(fv: flags.FlagValues, module_name: str, epilog: str = "") -> None:
-    module = sys.modules[module_name]
-    print((module.__doc__ or "").rstrip() + "\n")
-    print("flags:\n" + fv.get_help(prefix="  ", include_special_flags=False))
-    if epilog:
-        print("\n" + epilog)
-
-
-def parse(fv: flags.FlagValues, argv: list[str], module_name: str, *, known_only=False,
-          epilog: str = "") -> list[str]:
-    """Parses ``argv`` into ``fv`` (from the defaults): help exits 0, a bad flag exits 2."""
-    if any(a in HELP_ARGS for a in argv[1:]):
-        print_help(fv, module_name, epilog)
-        sys.exit(0)
-    fv.unparse_flags()
-    try:
-        rest = fv(argv, known_only=known_only)
-    except (flags.Error, ValueError) as e:
-        print(f"error: {e}\nRun with --help to see every flag.", file=sys.stderr)
-        sys.exit(2)
-    if not flags.FLAGS.is_parsed():            # absl.app and logging read the global flags
-        flags.FLAGS.mark_as_parsed()
-    return rest
+print_help, parse = cli.print_help, cli.parse
 
 
 def settings(fv: flags.FlagValues) -> dict:

@@ -626,18 +626,9 @@ def main(argv):
 
 
 def _parse(argv):
-    """Parses this module's flags; --help prints them and exits 0, a bad flag exits 2."""
-    if any(a in ("-h", "--help", "--helpshort") for a in argv[1:]):
-        print((__doc__ or "").rstrip() + "\n")
-        print(FLAGS.module_help(sys.modules[__name__]))
-        sys.exit(0)
-    try:
-        rest = FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e}\nRun with --help to see every flag.", file=sys.stderr)
-        sys.exit(2)
-    flags.FLAGS.mark_as_parsed()      # absl's own flags keep their defaults
-    return rest
+    """absl flags_parser (``trainers.cli.parse``)."""
+    from trainers import cli
+    return cli.parse(FLAGS, argv, __name__)
 
 
 if __name__ == "__main__":

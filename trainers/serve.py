@@ -450,21 +450,9 @@ def main(argv):
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl flags_parser: --help prints this module's doc and flags (exit 0); a bad flag is a
-    one-line error (exit 2)."""
-    if any(a in ("-h", "--help", "--helpshort") for a in argv[1:]):
-        print((__doc__ or "").rstrip() + "\n")
-        print(FLAGS.module_help(sys.modules[__name__]))
-        sys.exit(0)
-    FLAGS.unparse_flags()
-    try:
-        rest = FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e}\nRun with --help to see the flags.", file=sys.stderr)
-        sys.exit(2)
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(argv[:1])          # absl's app.run wants its own flags parsed too
-    return rest
+    """absl flags_parser (``trainers.cli.parse``)."""
+    from trainers import cli
+    return cli.parse(FLAGS, argv, __name__)
 
 
 if __name__ == "__main__":
