@@ -83,3 +83,36 @@ def tiny_video_run(tiny_video_build, tmp_path_factory) -> pathlib.Path:
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def real_video_run(real_dir, tmp_path_factory) -> pathlib.Path:
+    """The 20 real soccer-kick videos (class folders ``curl`` | ``laces`` of symlinks in
+    ``<root>/data``) built as 6 uniform frames of 48x32 into ``<root>/out/folder/k``, and a
+    tiny cnn_rnn trained on them by the trainer: returns ``<root>/run``. Read only."""
+    import csv
+    import keras
+    from configs import common
+    from trainers import train
+    root = tmp_path_factory.mktemp("real_video_run")
+    types = {"0": "curl", "1": "laces"}
+    with open(real_dir / "soccer" / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            link = root / "data" / types[row["type"]] / f"Kick {row['kick']}.mp4"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(real_dir / "soccer" / "videos" / f"Kick {row['kick']}.mp4")
+    r = run_module("pipeline.build", "--dataset=folder", f"--data_dir={root / 'data'}",
+                   f"--output_dir={root / 'out'}", "--config_name=k", "--sampling=uniform",
+                   "--num_frames=6", "--size=48x32", "--test_fraction=0.3",
+                   "--direct_running_mode=multi_processing")
+    assert r.returncode == 0, r.stderr
+    config = common.experiment(
+        model_name="cnn_rnn", model=dict(filters=(4, 8), dense_units=(16,), rnn_units=8),
+        data=dict(build_dir=str(root / "out" / "folder" / "k"), num_frames=6, crop_size=32,
+                  crop="center", sampling="uniform"),
+        train=dict(epochs=1, steps_per_epoch=3, batch_size=4))
+    try:
+        train.train(config, str(root / "run"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return root / "run"

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import ast
+import csv
 import json
 import pathlib
 import re
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, run_module
@@ -58,6 +60,33 @@ def test_demo_builds_trains_and_reaches_90_percent(tmp_path):
                  "confusion_matrix.png", "predictions.csv"):
         assert (report / name).stat().st_size > 0, name
     assert len((report / "predictions.csv").read_text().splitlines()) == 1 + 5 * n_test
+
+    # The demo model on raw files: three test videos predict as the evaluation of their records
+    with open(report / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    picked = rows[:3]
+    paths = [str(tmp_path / "data" / "UCF-101" / row["video_id"]) for row in picked]
+    p = run_module("trainers.predict", "--workdir", str(run), "--json", *paths)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for line, row in zip(p.stdout.splitlines(), picked, strict=True):
+        top = json.loads(line)["top_k"][0]
+        assert top["label"] == row["predicted_label"], (line, row)
+        assert abs(top["probability"] - float(row["probability"])) < 1e-5, (line, row)
+
+    # ... and exports to full-integer TFLite that agrees with it on the test split
+    e = run_module("trainers.export", "--workdir", str(run), "--format", "tflite",
+                   "--quantize", "int8")
+    assert e.returncode == 0, e.stderr[-3000:]
+    from tfrecords import reader
+    from trainers import export
+    tflite = export.TFLiteModel(str(run / "export" / "tflite_int8"))
+    ds = reader.make_dataset(str(build_dir), "test", training=False, batch_size=1, num_frames=8,
+                             sampling="uniform", resize_shorter=32, crop_size=32, crop="center",
+                             with_metadata=True)
+    by_id = {row["video_id"]: row["predicted_label"] for row in rows}
+    agree = [info["classes"][int(np.argmax(tflite(video.numpy())[0]))]
+             == by_id[meta["video_id"].numpy()[0].decode()] for video, _, meta in ds]
+    assert len(agree) == 5 * n_test and np.mean(agree) >= 0.95, np.mean(agree)
 
 
 @pytest.mark.integration
