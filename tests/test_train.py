@@ -27,12 +27,9 @@ def _build(dataset, data_dir, out, *extra) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
-def video_build(tmp_path_factory) -> pathlib.Path:
-    root = tmp_path_factory.mktemp("train_videos")
-    synthetic.write_ucf101_layout(str(root / "data"), {"train": 4, "test": 2}, num_frames=12,
-                                  size=(40, 40), seed=1)
-    return _build("ucf101", root / "data", root / "out", "--sampling=uniform",
-                  "--num_frames=8", "--size=32x32")
+def video_build(tiny_video_build) -> pathlib.Path:
+    """5 synthetic classes, 4 train + 2 test videos each, built as 8 uniform frames of 32x32."""
+    return tiny_video_build
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +93,7 @@ FAMILIES = {
     "conv3d": dict(filters=(4, 8), dense_units=(16,)),
     "cnn_rnn": dict(filters=(4, 8), dense_units=(16,), rnn_units=8),
     "cnn_rnn_lstm": dict(filters=(4, 8), dense_units=(16,), rnn="lstm", rnn_units=8),
-    "transfer_rnn": dict(backbone="MobileNetV2", alpha=0.35, weights=None, rnn_units=8,
+    "transfer_rnn": dict(backbone="MobileNet", alpha=0.25, weights=None, rnn_units=8,
                          pool_size=0),
 }
 
@@ -208,3 +205,34 @@ def test_killed_run_resumes_from_the_saved_epoch(video_build, tmp_path):
     resumed = epochs[len(done):]
     assert resumed[0] >= len(done) - 1 > 0           # not from zero
     assert resumed[-1] == 7 and sorted(set(epochs)) == list(range(8))
+
+
+def test_a_save_cut_short_leaves_the_previous_backup_and_checkpoint_whole(tmp_path, monkeypatch):
+    """A run killed while saving must still resume: saves go beside the file, then rename."""
+    import keras
+    from trainers import train
+    Backup, Checkpoint = train._atomic_savers()
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    backup = Backup(str(tmp_path / "backup"))
+    last = Checkpoint(str(tmp_path / "last.keras"))
+    for cb in (backup, last):
+        cb.set_model(model)
+        cb.on_epoch_end(0, logs={})
+    weights = (tmp_path / "backup" / "latest.weights.h5").read_bytes()
+    checkpoint = (tmp_path / "last.keras").read_bytes()
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+
+    def cut_short(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(model, "save_weights", cut_short)
+    monkeypatch.setattr(model, "save", cut_short)
+    for cb in (backup, last):
+        with pytest.raises(KeyboardInterrupt):
+            cb.on_epoch_end(1, logs={})
+    assert (tmp_path / "backup" / "latest.weights.h5").read_bytes() == weights
+    assert json.loads((tmp_path / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert (tmp_path / "last.keras").read_bytes() == checkpoint
+    keras.models.load_model(str(tmp_path / "last.keras"))

@@ -301,18 +301,50 @@ def class_weights(config, info) -> dict | None:
             if counts.get(c)}
 
 
+def _atomic_savers():
+    """BackupAndRestore and ModelCheckpoint that write beside their file and rename it into
+    place, so a run killed while saving leaves the previous backup and checkpoints whole."""
+    import keras
+
+    class Backup(keras.callbacks.BackupAndRestore):
+        def _save_model(self):
+            os.makedirs(self.backup_dir, exist_ok=True)
+            partial = self._weights_path + ".partial.weights.h5"
+            self.model.save_weights(partial, overwrite=True)
+            os.replace(partial, self._weights_path)
+            partial = self._training_metadata_path + ".partial"
+            with open(partial, "w") as f:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            os.replace(partial, self._training_metadata_path)
+
+    class Checkpoint(keras.callbacks.ModelCheckpoint):
+        def _get_file_path(self, epoch, batch, logs):
+            head, name = os.path.split(super()._get_file_path(epoch, batch, logs))
+            return os.path.join(head, f".partial-{name}")
+
+        def _save_model(self, epoch, batch, logs):
+            partial = self._get_file_path(epoch, batch, logs)
+            final = keras.callbacks.ModelCheckpoint._get_file_path(self, epoch, batch, logs)
+            super()._save_model(epoch, batch, logs)
+            if os.path.exists(partial):
+                os.replace(partial, final)
+
+    return Backup, Checkpoint
+
+
 def make_callbacks(config, workdir: str):
     import keras
     t = config.train
     ckpt = os.path.join(workdir, "checkpoints")
     os.makedirs(ckpt, exist_ok=True)
+    Backup, Checkpoint = _atomic_savers()
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
-        keras.callbacks.ModelCheckpoint(
+        Backup(os.path.join(workdir, "backup")),
+        Checkpoint(
             os.path.join(ckpt, "best.keras"), monitor=t.monitor, mode=t.monitor_mode,
             save_best_only=True,
             initial_value_threshold=best_before_resume(workdir, t.monitor, t.monitor_mode)),
-        keras.callbacks.ModelCheckpoint(os.path.join(ckpt, "last.keras")),
+        Checkpoint(os.path.join(ckpt, "last.keras")),
         keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=True),
     ]
     callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard")))
