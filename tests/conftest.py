@@ -86,15 +86,11 @@ def tiny_video_run(tiny_video_build, tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def real_video_run(real_dir, tmp_path_factory) -> pathlib.Path:
+def real_video_build(real_dir, tmp_path_factory) -> pathlib.Path:
     """The 20 real soccer-kick videos (class folders ``curl`` | ``laces`` of symlinks in
-    ``<root>/data``) built as 6 uniform frames of 48x32 into ``<root>/out/folder/k``, and a
-    tiny cnn_rnn trained on them by the trainer: returns ``<root>/run``. Read only."""
+    ``<root>/data``) built as 6 uniform frames of 48x32: returns ``<root>/out/folder/k``."""
     import csv
-    import keras
-    from configs import common
-    from trainers import train
-    root = tmp_path_factory.mktemp("real_video_run")
+    root = tmp_path_factory.mktemp("real_video_build")
     types = {"0": "curl", "1": "laces"}
     with open(real_dir / "soccer" / "labels.csv", newline="") as f:
         for row in csv.DictReader(f):
@@ -106,9 +102,20 @@ def real_video_run(real_dir, tmp_path_factory) -> pathlib.Path:
                    "--num_frames=6", "--size=48x32", "--test_fraction=0.3",
                    "--direct_running_mode=multi_processing")
     assert r.returncode == 0, r.stderr
+    return root / "out" / "folder" / "k"
+
+
+@pytest.fixture(scope="session")
+def real_video_run(real_video_build) -> pathlib.Path:
+    """A tiny cnn_rnn trained by the trainer on ``real_video_build``: returns ``<root>/run``
+    (the raw videos are in ``<root>/data``). Read only."""
+    import keras
+    from configs import common
+    from trainers import train
+    root = real_video_build.parents[2]
     config = common.experiment(
         model_name="cnn_rnn", model=dict(filters=(4, 8), dense_units=(16,), rnn_units=8),
-        data=dict(build_dir=str(root / "out" / "folder" / "k"), num_frames=6, crop_size=32,
+        data=dict(build_dir=str(real_video_build), num_frames=6, crop_size=32,
                   crop="center", sampling="uniform"),
         train=dict(epochs=1, steps_per_epoch=3, batch_size=4))
     try:

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
 import os
 import re
 import shutil
@@ -597,9 +596,8 @@ def model_bytes(path: str) -> int:
 
 
 def _write_json(path: str, data):
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
+    from trainers import train
+    train.write_json(path, data)
 
 
 def main(argv):

@@ -465,9 +465,9 @@ def train(config, workdir: str) -> dict:
     outdir = workdir if is_chief else os.path.join(workdir, f"workertemp_{worker}")
     os.makedirs(outdir, exist_ok=True)
     if is_chief:
-        _write_json(os.path.join(workdir, "config.json"), resolved_config(config))
-        _write_json(os.path.join(workdir, "classes.json"), info["classes"])
-        _write_json(os.path.join(workdir, "dataset_info.json"), info)
+        write_json(os.path.join(workdir, "config.json"), resolved_config(config))
+        write_json(os.path.join(workdir, "classes.json"), info["classes"])
+        write_json(os.path.join(workdir, "dataset_info.json"), info)
 
     model, shape = build_model(config, info, strategy)
     steps = steps_per_epoch(config, info)
@@ -497,7 +497,7 @@ def train(config, workdir: str) -> dict:
                       weights_sha256=weights_sha256(model))
     if not is_chief:
         # Another worker's copies only kept the saves in step; the chief evaluates.
-        _write_json(os.path.join(outdir, "result.json"), result)
+        write_json(os.path.join(outdir, "result.json"), result)
         _keep_only(outdir, ("history.csv", "result.json"))
         print(f"[train] worker {worker} done ({elapsed:.0f}s training; weights sha256 "
               f"{result['weights_sha256'][:12]}). The chief writes the run: "
@@ -513,7 +513,7 @@ def train(config, workdir: str) -> dict:
     scores = best.evaluate(make_input(config, info, training=False), verbose=0,
                            return_dict=True)
     result.update({k: float(v) for k, v in scores.items()})
-    _write_json(os.path.join(outdir, "result.json"), result)
+    write_json(os.path.join(outdir, "result.json"), result)
     print(f"[train] best epoch {result['best_epoch']}: {config.data.eval_split} accuracy "
           f"{result.get('accuracy', float('nan')):.4f}, loss {result['loss']:.4f} "
           f"({elapsed:.0f}s training). Curves: {os.path.join(outdir, 'curves.png')}",
@@ -684,7 +684,8 @@ def _keep_only(folder: str, names) -> None:
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
-def _write_json(path: str, data):
+def write_json(path: str, data):
+    """``data`` as indented, key-sorted JSON with a final newline."""
     with open(path, "w") as f:
         json.dump(data, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
