@@ -78,7 +78,6 @@ def time_family(label, name, knobs, shape, classes, kind, *, batch, steps, preci
 
 def input_boundness(work: pathlib.Path, batch: int, steps: int) -> tuple[float, float]:
     """(step seconds fed by the reader, step seconds fed from memory) for cnn_rnn."""
-    import keras
     import tensorflow as tf
     from tfrecords import reader
     from trainers import models

@@ -157,15 +157,10 @@ class UserError(Exception):
 # Settings from flags.
 # --------------------------------------------------------------------------
 def _parse_size(text: str | None, flag: str = "--size") -> tuple[int, int] | None:
-    if not text:
-        return None
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"{flag} must look like 112x112 (WIDTHxHEIGHT), got {text!r}") from None
-    if w <= 0 or h <= 0:
-        raise UserError(f"{flag} needs positive width and height")
-    return w, h
+        return video.parse_size(text, flag)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def settings_from_flags() -> BuildSettings:
@@ -394,7 +389,8 @@ def pipeline_options(beam_args: list[str]):
     return options
 
 
-def _runner_name(options) -> str:
+def runner_name(options) -> str:
+    """The runner ``options`` select, by name (DirectRunner when none is given)."""
     from apache_beam.options.pipeline_options import StandardOptions
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     return runner if isinstance(runner, str) else type(runner).__name__
@@ -458,7 +454,7 @@ def run(argv: list[str]) -> int:
     if "://" not in tmp_dir:
         os.makedirs(tmp_dir)
     runner_obj = make_runner(options)
-    runner = "FnApiRunner" if runner_obj else _runner_name(options)
+    runner = "FnApiRunner" if runner_obj else runner_name(options)
     local = runner in LOCAL_RUNNERS
     progress_dir = tempfile.mkdtemp(prefix="actionflow-progress-") if (
         local and FLAGS.progress) else None

@@ -177,6 +177,22 @@ def plan_indices(spec: SamplingSpec, n: int) -> tuple[list[int], str]:
 # --------------------------------------------------------------------------
 # Per-frame processing.
 # --------------------------------------------------------------------------
+def parse_size(text: str | None, flag: str, example: str = "112x112") -> tuple[int, int] | None:
+    """``"WIDTHxHEIGHT"`` -> (width, height); None for an empty value.
+
+    Raises ValueError naming ``flag`` for anything else, so every command line that
+    takes a size reports a mistake the same way.
+    """
+    if not text:
+        return None
+    w, sep, h = text.strip().lower().partition("x")
+    if not sep or not (w.isdigit() and h.isdigit()):
+        raise ValueError(f"{flag} must look like {example} (WIDTHxHEIGHT), got {text!r}")
+    if int(w) <= 0 or int(h) <= 0:
+        raise ValueError(f"{flag} needs a positive width and height, got {text!r}")
+    return int(w), int(h)
+
+
 def output_size(spec: FrameSpec, height: int, width: int) -> tuple[int, int]:
     """(height, width) of a processed frame from a source frame of this size."""
     if spec.crop == "center_square":

@@ -115,6 +115,7 @@ def test_help():
     assert r.returncode == 0
     for text in ("RunInference", "--num_test_clips", "--beam_log_level", "PipelineOptions"):
         assert text in r.stdout, text
+    assert "apitools" not in r.stderr + r.stdout
 
 
 def test_preprocess_of_images_matches_the_image_reader(tmp_path):

@@ -297,3 +297,5 @@ def test_help_explains_every_flag():
                  "size", "image_format", "jpeg_quality", "num_shards", "max_examples_per_split",
                  "overwrite", "max_failure_ratio", "truncation_tolerance", "config_name"):
         assert f"--{flag}:" in r.stdout or f"--[no]{flag}:" in r.stdout, flag
+    # Beam's notice that its optional Google Cloud client is absent is not shown.
+    assert "apitools" not in r.stderr + r.stdout

@@ -340,8 +340,8 @@ def test_frame_labels_from_segments(tmp_path):
 
 
 def test_segments_from_source_to_frame_labels(tmp_path):
-    item = _item(tmp_path / "op", {n: _frame(_person({0: (1, 2, 0.5)})) for n in range(4)},
-                 video_id="v")
+    _item(tmp_path / "op", {n: _frame(_person({0: (1, 2, 0.5)})) for n in range(4)},
+          video_id="v")
     (tmp_path / "seg.csv").write_text("video,start_s,end_s,label\nv,0.5,1.0,kick\n")
     listing = openpose.list_items(str(tmp_path / "op"),
                                   SourceOptions(segments_csv=str(tmp_path / "seg.csv")))

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline import sources
 from pipeline.sources import folder, hmdb51, ucf101
-from pipeline.sources.base import Item, Problem, SourceError, SourceOptions
+from pipeline.sources.base import Item, SourceError, SourceOptions
 
 
 def _write(root, files: dict[str, str | bytes]):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipeline.video import (Clip, FrameSpec, MediaError, SamplingSpec, decode_video,
-                            output_size, plan_indices, process_frame)
+                            output_size, parse_size, plan_indices, process_frame)
 
 LEVEL_STEP = 4          # frame i is filled with gray 4*i (up to 64 frames)
 W, H = 64, 48           # generated landscape size
@@ -646,3 +646,22 @@ def test_variable_frame_rate_resamples_by_time_and_plans_on_real_count(vfr_video
     clip = decode_video(vfr_video, SamplingSpec("uniform", num_frames=4), FrameSpec())
     assert clip.source_indices == [0, 3, 6, 9]
     assert clip.timestamps_us == [0, 120_000, 420_000, 1_500_000]
+
+
+@pytest.mark.parametrize("text,want", [(None, None), ("", None), ("112x112", (112, 112)),
+                                       ("1920X1080", (1920, 1080)), (" 64x48 ", (64, 48))])
+def test_parse_size_reads_width_by_height(text, want):
+    assert parse_size(text, "--size") == want
+
+
+@pytest.mark.parametrize("text,message", [
+    ("112", "--size must look like 112x112 (WIDTHxHEIGHT), got '112'"),
+    ("a x b", "--size must look like 112x112 (WIDTHxHEIGHT), got 'a x b'"),
+    ("-4x4", "--size must look like"),
+    ("1.5x2", "--size must look like"),
+    ("0x10", "--size needs a positive width and height, got '0x10'"),
+])
+def test_parse_size_names_the_flag_in_its_error(text, message):
+    with pytest.raises(ValueError) as err:
+        parse_size(text, "--size")
+    assert str(err.value).startswith(message)

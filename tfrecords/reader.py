@@ -201,7 +201,8 @@ def _check(ok: bool, message: str):
         raise ValueError(message)
 
 
-def _size(crop_size) -> tuple[int, int] | None:
+def crop_hw(crop_size) -> tuple[int, int] | None:
+    """A ``crop_size`` setting (an int for square crops, or (height, width)) as (height, width)."""
     if crop_size is None:
         return None
     if isinstance(crop_size, int):
@@ -571,7 +572,7 @@ def _records(source: Source, *, training: bool, batch_size: int, cache, shuffle_
     return ds, batch_size
 
 
-def _clip_fn(spec: VideoSpec, with_metadata: bool):
+def clip_fn(spec: VideoSpec, with_metadata: bool):
     """parse ─► sample ─► decode ─► augment for one record, as one map function."""
     def fn(index, serialized, seed=None):
         seeds = (None, None) if seed is None else _seeds(seed, 2)
@@ -648,7 +649,7 @@ def make_dataset(source: str | Sequence[str], split: str | None = None, *, train
         raise ValueError("flip_label_swap is given but flip=False")
     spec = VideoSpec(training=training, num_frames=num_frames, sampling=sampling, stride=stride,
                      short=short, num_test_clips=num_test_clips, num_test_crops=num_test_crops,
-                     crop_size=_size(crop_size), crop=crop, resize_shorter=resize_shorter,
+                     crop_size=crop_hw(crop_size), crop=crop, resize_shorter=resize_shorter,
                      scale_jitter=tuple(scale_jitter) if scale_jitter else None,
                      area_range=tuple(area_range), aspect_ratio_range=tuple(aspect_ratio_range),
                      flip=flip, swap_table=swap, brightness=brightness, contrast=contrast,
@@ -667,7 +668,7 @@ def _video_pipeline(src: Source, spec: VideoSpec, *, batch_size, cache, shuffle_
     ds, per_replica = _records(src, training=spec.training, batch_size=batch_size, cache=cache,
                                shuffle_buffer=shuffle_buffer, repeat=repeat, seed=seed,
                                input_context=input_context, deterministic=deterministic)
-    ds = ds.map(_clip_fn(spec, with_metadata), num_parallel_calls=AUTOTUNE,
+    ds = ds.map(clip_fn(spec, with_metadata), num_parallel_calls=AUTOTUNE,
                 deterministic=deterministic)
     ds = batch(ds, per_replica, deterministic=deterministic,
                drop_remainder=spec.training if drop_remainder is None else drop_remainder)

@@ -119,7 +119,7 @@ class Preprocess(beam.DoFn):
         import tensorflow as tf
         from tfrecords import reader
         spec = reader.VideoSpec(training=False, **self.spec_args)
-        self._fn = tf.function(reader._clip_fn(spec, with_metadata=True), input_signature=[
+        self._fn = tf.function(reader.clip_fn(spec, with_metadata=True), input_signature=[
             tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.string)])
 
     def process(self, element):
@@ -167,7 +167,7 @@ def spec_args(plan: evaluate.Plan) -> dict:
     args.pop("cache", None)
     if plan.modality == "image":
         args.update(num_frames=1, sampling="uniform")
-    args["crop_size"] = reader._size(args["crop_size"])
+    args["crop_size"] = reader.crop_hw(args["crop_size"])
     args["image_format"] = plan.info.get("image_format") or "jpeg"
     args["num_classes"] = len(plan.classes) or None
     return args
@@ -235,7 +235,7 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True) -> eval
     from apache_beam.options.pipeline_options import GoogleCloudOptions
     from pipeline import build
     runner = build.make_runner(options)
-    local = runner is not None or build._runner_name(options) in build.LOCAL_RUNNERS
+    local = runner is not None or build.runner_name(options) in build.LOCAL_RUNNERS
     temp_root = options.view_as(GoogleCloudOptions).temp_location
     if not local and not temp_root:
         raise RunError("a remote runner needs --temp_location (a gs:// or other shared folder "

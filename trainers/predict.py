@@ -719,16 +719,11 @@ def _window_line(w: dict) -> str:
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
+    from pipeline import video
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--frame_size must look like 1920x1080 (WIDTHxHEIGHT), got {text!r}"
-                         ) from None
-    if w <= 0 or h <= 0:
-        raise InputError("--frame_size needs a positive width and height")
-    return w, h
+        return video.parse_size(text, "--frame_size", example="1920x1080")
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def _overlay_path(overlay: str, path: str, several: bool) -> str:

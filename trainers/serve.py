@@ -376,12 +376,8 @@ def check_listen(host: str, port: int):
 
 def parse_frame_size(text: str | None) -> tuple[int, int] | None:
     """``1920x1080`` -> (1920, 1080); None for none; ValueError otherwise."""
-    if not text:
-        return None
-    w, _, h = text.lower().partition("x")
-    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-        raise ValueError(f"--frame_size must look like 1920x1080 (WIDTHxHEIGHT), got {text!r}")
-    return int(w), int(h)
+    from pipeline import video
+    return video.parse_size(text, "--frame_size", example="1920x1080")
 
 
 def serve(workdir: str, *, checkpoint: str = "best", host: str = "127.0.0.1", port: int = 8080,
