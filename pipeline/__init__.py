@@ -11,5 +11,11 @@ class _NoApitoolsNotice(logging.Filter):
         return not str(record.msg).startswith("apitools not found")
 
 
-if not any(isinstance(f, _NoApitoolsNotice) for f in logging.getLogger().filters):
-    logging.getLogger().addFilter(_NoApitoolsNotice())
+def hide_optional_gcp_notice():
+    """Installs the filter above on the root logger (once); call before importing Beam."""
+    root = logging.getLogger()
+    if not any(isinstance(f, _NoApitoolsNotice) for f in root.filters):
+        root.addFilter(_NoApitoolsNotice())
+
+
+hide_optional_gcp_notice()

@@ -62,20 +62,13 @@ def num_shards_for(count: int, num_bytes: int, requested: int) -> int:
 # --------------------------------------------------------------------------
 
 
-class MakeRecords(beam.DoFn):
-    """Turns one listed item into record(s); failures go to the 'failed' output."""
+class ProgressDoFn(beam.DoFn):
+    """A DoFn that marks each finished element with one byte in a file of its own under
+    ``progress_dir`` (when given), for a local run's progress line to count (see
+    ``pipeline.build.FolderWatch``). Workers on one machine never share a file."""
 
-    FAILED = "failed"
-
-    def __init__(self, settings: BuildSettings, progress_dir: str | None = None):
-        self.settings = settings
+    def __init__(self, progress_dir: str | None = None):
         self.progress_dir = progress_dir
-        self.ok = Metrics.counter("actionflow", "items_written")
-        self.records = Metrics.counter("actionflow", "records_written")
-        self.failed = Metrics.counter("actionflow", "items_quarantined")
-        self.bad_files = Metrics.counter("actionflow", "files_quarantined")
-        self.frames = Metrics.counter("actionflow", "frames_written")
-        self.decode_ms = Metrics.distribution("actionflow", "decode_ms_per_item")
         self._progress = None
 
     def setup(self):
@@ -86,6 +79,26 @@ class MakeRecords(beam.DoFn):
     def teardown(self):
         if self._progress:
             self._progress.close()
+
+    def mark_done(self):
+        if self._progress:
+            self._progress.write(b".")
+
+
+class MakeRecords(ProgressDoFn):
+    """Turns one listed item into record(s); failures go to the 'failed' output."""
+
+    FAILED = "failed"
+
+    def __init__(self, settings: BuildSettings, progress_dir: str | None = None):
+        super().__init__(progress_dir)
+        self.settings = settings
+        self.ok = Metrics.counter("actionflow", "items_written")
+        self.records = Metrics.counter("actionflow", "records_written")
+        self.failed = Metrics.counter("actionflow", "items_quarantined")
+        self.bad_files = Metrics.counter("actionflow", "files_quarantined")
+        self.frames = Metrics.counter("actionflow", "frames_written")
+        self.decode_ms = Metrics.distribution("actionflow", "decode_ms_per_item")
 
     def process(self, element):
         slot, item = element
@@ -102,8 +115,7 @@ class MakeRecords(beam.DoFn):
             failure = None
         finally:
             self.decode_ms.update(int((time.perf_counter() - start) * 1000))
-            if self._progress:
-                self._progress.write(b".")
+            self.mark_done()
         for problem in file_problems:
             self.bad_files.inc()
             yield beam.pvalue.TaggedOutput(self.FAILED, problem)

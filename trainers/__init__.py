@@ -1,2 +1,4 @@
 """Model families, training, evaluation, prediction, serving and export."""
-import pipeline  # noqa: F401  (its logging filter must be in place before Beam is imported)
+from pipeline import hide_optional_gcp_notice
+
+hide_optional_gcp_notice()   # before any trainer imports Beam

@@ -41,6 +41,7 @@ import apache_beam as beam
 import numpy as np
 from absl import app, flags
 
+from pipeline import transforms
 from trainers import evaluate
 from trainers.workdir import RunError
 
@@ -135,26 +136,12 @@ class Preprocess(beam.DoFn):
             yield (shard, position, view, video_id, label), video[view]
 
 
-class ToRow(beam.DoFn):
+class ToRow(transforms.ProgressDoFn):
     """(key, PredictionResult) -> a JSON line; counts views for the local progress line."""
-
-    def __init__(self, progress_dir: str | None):
-        self.progress_dir = progress_dir
-        self._progress = None
-
-    def setup(self):
-        if self.progress_dir:
-            self._progress = open(os.path.join(self.progress_dir, uuid.uuid4().hex), "ab",
-                                  buffering=0)
-
-    def teardown(self):
-        if self._progress:
-            self._progress.close()
 
     def process(self, element):
         (shard, position, view, video_id, label), result = element
-        if self._progress:
-            self._progress.write(b".")
+        self.mark_done()
         yield json.dumps({"shard": shard, "position": position, "view": view,
                           "video_id": video_id, "label": label,
                           "outputs": np.asarray(result.inference, np.float32).tolist()})
