@@ -1,9 +1,10 @@
 """Training on several machines (TF_CONFIG): two CPU worker processes on 127.0.0.1.
 
 One module-wide scenario, run as a user would: both workers are started with
-``python -m trainers.train``, killed together after the first epochs, and
-started again with the same commands; they resume from the chief's backup and
-finish. The tests read what the two runs wrote and printed.
+``python -m trainers.train``; after the first epoch worker 1 is killed, and the
+chief stops by itself with an error saying what to do. Both are started again
+with the same commands; they resume from the chief's backup and finish. The
+tests read what the two runs wrote and printed.
 """
 from __future__ import annotations
 
@@ -120,6 +121,8 @@ def two_workers(tiny_video_build, tmp_path_factory) -> dict:
     config = _config_file(root / "exp_config.py", tiny_video_build)
     workdirs = [root / "chief", root / "worker1"]
 
+    # The first run loses worker 1 (killed) after the chief has logged an epoch; the
+    # chief must then stop by itself, saying what to do.
     first = _Cluster(config, workdirs, root, "first")
     try:
         deadline = time.monotonic() + 240
@@ -130,6 +133,11 @@ def two_workers(tiny_video_build, tmp_path_factory) -> dict:
                 + "\n".join(out[-3000:] for out in first.output()))
             assert time.monotonic() < deadline, "no epoch finished in 240 s"
             time.sleep(0.1)
+        os.killpg(first.procs[1].pid, signal.SIGKILL)
+        try:
+            chief_code = first.procs[0].wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            chief_code = None                               # still waiting for the lost worker
     finally:
         first.kill()
     stopped_after = len(_history(workdirs[0] / "history.csv"))
@@ -137,7 +145,8 @@ def two_workers(tiny_video_build, tmp_path_factory) -> dict:
     second = _Cluster(config, workdirs, root, "second")
     codes = second.wait(timeout=300)
     return {"workdirs": workdirs, "stopped_after": stopped_after, "codes": codes,
-            "output": second.output()}
+            "output": second.output(), "first_chief_code": chief_code,
+            "first_chief_output": first.output()[0]}
 
 
 def _resumed(output: str) -> list[int]:
@@ -163,6 +172,15 @@ def test_both_workers_finish_after_a_restart(two_workers):
         assert len(resumed) == 1 and resumed[0] in (stopped, stopped + 1), out[-3000:]
         assert f"Epoch {resumed[0] + 1}/{EPOCHS}" in out and "Epoch 1/" not in out
         assert "Traceback" not in out
+
+
+def test_a_lost_worker_stops_the_chief_with_what_to_do(two_workers):
+    out = two_workers["first_chief_output"]
+    assert two_workers["first_chief_code"] == 1, out[-4000:]
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: the cluster lost a worker ("), errors
+    assert "start them all again with the same commands" in errors[0]
+    assert "Traceback" not in out
 
 
 def test_the_chief_writes_the_workdir_and_the_other_worker_only_its_record(two_workers):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -706,7 +707,43 @@ def main(argv):
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        message = lost_worker_message(e) if os.environ.get("TF_CONFIG") else None
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        # TensorFlow's exit handlers then wait on the lost worker for a minute or two
+        # more; the epoch ends already on disk (backup, history.csv) are all a resume needs.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     return 0
+
+
+def lost_worker_message(error: Exception) -> str | None:
+    """What to do when a multi-worker run stops because a machine of its cluster went
+    away, or None when ``error`` is something else.
+
+    Every collective step needs every worker, so when one is killed or its machine is
+    lost, TensorFlow's coordination service notices the missing heartbeats within
+    seconds and aborts the collectives on the others with UnavailableError (or
+    Aborted / DeadlineExceeded). Nothing is lost: the chief's backup is written
+    atomically at every epoch end, and the same commands resume from it.
+    """
+    import tensorflow as tf
+    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError,
+                              tf.errors.DeadlineExceededError)):
+        return None
+    text = str(error.message)
+    found = re.search(r"Task (/job:\w+/replica:\d+/task:\d+) heartbeat timeout", text)
+    if found:
+        who = f"{found.group(1)} stopped answering"
+    else:       # e.g. "{{function_node ...}} Collective ops is aborted by: Connection reset"
+        first = re.sub(r"\{\{[^}]*\}\}", "", text).strip().splitlines() or [""]
+        who = first[0].split("aborted by:")[-1].strip()[:200] or type(error).__name__
+    return (f"the cluster lost a worker ({who}). Stop every worker, then start them all "
+            "again with the same commands: training resumes from the last backup in the "
+            "chief's --workdir.")
 
 
 def _parse(argv):
