@@ -31,6 +31,7 @@ from the chief's backup/. See TRAINING.md.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -78,6 +79,8 @@ def make_strategy():
         hosts = sum(len(v) for v in tf_config["cluster"].values())
         print(f"[train] TF_CONFIG: task {task['type']}:{task.get('index', 0)} of a "
               f"{hosts}-machine cluster; waiting for every worker to start", flush=True)
+        # The strategy logs each collective it traces at INFO; warnings still show.
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
