@@ -272,3 +272,15 @@ def test_a_bad_tf_config_exits_2_without_traceback(tiny_video_build, tmp_path):
     assert r.stderr.strip().splitlines()[-1].startswith("error: TF_CONFIG task")
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "w").exists()
+
+
+def test_xla_on_cpu_workers_is_refused_with_a_way_out(tiny_video_build, tmp_path):
+    config = _config_file(tmp_path / "exp_config.py", tiny_video_build)
+    r = run_module("trainers.train", f"--config={config}", f"--workdir={tmp_path / 'w'}",
+                   "--config.train.xla=True",
+                   env={"TF_CONFIG": _tf_config(_free_ports(1), 0), "CUDA_VISIBLE_DEVICES": ""},
+                   timeout=180)
+    assert r.returncode == 2, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: train.xla with TF_CONFIG needs GPU workers"), last
+    assert "--config.train.xla=False" in last and "Traceback" not in r.stderr

@@ -546,6 +546,9 @@ def fit_multi_worker(model, strategy, config, info, outdir: str, steps: int):
     if t.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"train.batch_size {t.batch_size} is the global batch: it must be "
                           f"a multiple of the {strategy.num_replicas_in_sync} replicas")
+    if t.xla and not tf.config.list_logical_devices("GPU"):
+        raise ConfigError("train.xla with TF_CONFIG needs GPU workers: TensorFlow's XLA has no "
+                          "collectives for CPU devices. Run with --config.train.xla=False")
     weights = class_weights(config, info)
 
     def dataset_fn(training):
@@ -563,13 +566,19 @@ def fit_multi_worker(model, strategy, config, info, outdir: str, steps: int):
                                    len(info["classes"])).element_spec
         model._symbolic_build(data_batch=spec)
 
+    # As in Keras's fit: with train.xla, each replica's step is compiled by XLA.
+    replica_train = tf.function(model.train_step, jit_compile=True) if t.xla \
+        else model.train_step
+    replica_test = tf.function(model.test_step, jit_compile=True) if t.xla \
+        else model.test_step
+
     @tf.function
     def train_step(iterator):
-        strategy.run(model.train_step, args=(next(iterator),))
+        strategy.run(replica_train, args=(next(iterator),))
 
     @tf.function(reduce_retracing=True)
     def test_step(batch):
-        strategy.run(model.test_step, args=(batch,))
+        strategy.run(replica_test, args=(batch,))
 
     def results(prefix=""):
         # Read in the cross-replica context: on-read metric variables sum over workers.
