@@ -25,6 +25,9 @@ INSTALL_REQUIRES = [
     "flask>=3.0,<4",          # python -m trainers.serve: the upload page and JSON API
 ]
 
+# Beam 2.77's Dask runner needs dask and distributed 2024.4.2 or later.
+DASK = ["dask[distributed]>=2024.4.2,<2027"]
+
 setup(
     name="actionflow",
     version="0.1.0",
@@ -41,7 +44,9 @@ setup(
                  "av>=12,<19",            # writes variable-frame-rate test videos
                  "moto[server]>=5,<6",    # a local S3-compatible server for s3:// tests
                  "boto3>=1.34,<2",
-                 "selenium>=4.20,<5"],    # drives Debian's chromium + chromedriver (no downloads)
+                 "selenium>=4.20,<5",     # drives Debian's chromium + chromedriver (no downloads)
+                 *DASK],                  # the cluster tests start a Dask scheduler and workers
+        "dask": DASK,                     # --runner DaskRunner (pipeline.dask_runner)
         "gpu": ["tensorflow[and-cuda]==2.17.1"],
     },
     license="Apache-2.0",

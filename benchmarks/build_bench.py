@@ -13,7 +13,17 @@ Measures, in one run, on this machine:
    --direct_num_workers 1 and 2 (multi_processing);
 3. ratios of the above against their targets;
 4. the peak RSS (largest single process) of building one long synthetic
-   1920x1080 video, via getrusage(RUSAGE_CHILDREN) in a fresh helper process.
+   1920x1080 video, via getrusage(RUSAGE_CHILDREN) in a fresh helper process;
+5. resuming: the all-frames 2-worker build stopped with SIGTERM once half its items
+   are done, then rerun with the same command, against the same build run whole
+   (``--only resume`` runs this part alone);
+6. scaling (``--only scaling``): frames/s of the 16-frame and all-frames builds with 1
+   and 2 workers, on the local runner and on a Dask cluster (a scheduler and 1 or 2
+   single-threaded workers started here), against decoding alone in 1 and 2 processes;
+7. the listing at scale (``--only listing``): builds of 20,000 and 200,000 empty files
+   (all quarantined, so the figures are the per-item overhead alone): wall time, the
+   driver's peak RSS, the size of the job graph, against the graph a ``beam.Create`` of
+   the listing would make.
 
 Progress goes to stderr; the report (command line + one markdown table +
 notes) goes to stdout. Nothing is written inside the repository: data and
@@ -272,6 +282,51 @@ def run_build(work_dir: str, name: str, data_dir: str, workers: int, extra: list
     return res
 
 
+def run_resume(work_dir: str, data_dir: str, extra: list[str], total: int,
+               at: float = 0.5) -> dict:
+    """Whole build; then the same build stopped (SIGTERM) once ``at`` of its items are done
+    and rerun. Returns the wall times, what the stop kept and what the rerun decoded."""
+    import re
+    import signal
+    out_dir = os.path.join(work_dir, "out", "resume")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    whole = build_cmd(data_dir, os.path.join(out_dir, "whole"), 2, extra)
+    t = time.perf_counter()
+    subprocess.run(whole, cwd=PROJECT_ROOT, check=True, capture_output=True)
+    whole_s = time.perf_counter() - t
+    cmd = [c if c != "--progress=false" else "--progress" for c in
+           build_cmd(data_dir, os.path.join(out_dir, "stopped"), 2, extra)]
+    marks = os.path.join(out_dir, "stopped", "folder", ".folder.partial", "_progress")
+    log(f"resume: build stopped at {at:.0%}: {' '.join(shlex.quote(c) for c in cmd[1:])}")
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None:
+        done = sum(os.path.getsize(os.path.join(marks, n)) for n in
+                   (os.listdir(marks) if os.path.isdir(marks) else ()))
+        if done >= at * total:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    _, err = proc.communicate()
+    stop_s = time.perf_counter() - t
+    kept = re.search(r"stopped by SIGTERM: (\d+) of", err)
+    t = time.perf_counter()
+    rerun = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    rerun_s = time.perf_counter() - t
+    decoded = re.search(r"items_written=(\d+)", rerun.stderr)
+    same = rerun.returncode == 0 and all(
+        open(os.path.join(out_dir, "whole", "folder", "folder", n), "rb").read() ==
+        open(os.path.join(out_dir, "stopped", "folder", "folder", n), "rb").read()
+        for n in os.listdir(os.path.join(out_dir, "whole", "folder", "folder"))
+        if ".tfrecord-" in n)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return {"whole_s": whole_s, "stop_s": stop_s, "rc": proc.returncode,
+            "kept": int(kept.group(1)) if kept else None, "rerun_s": rerun_s,
+            "rerun_rc": rerun.returncode, "decoded": int(decoded.group(1)) if decoded else None,
+            "same": same}
+
+
 # --------------------------------------------------------------------------
 # Report.
 # --------------------------------------------------------------------------
@@ -294,6 +349,12 @@ def main():
     ap.add_argument("--classes", type=int, default=5, help="class folders (default 5)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 10 copies, a 0.1-minute long video")
+    ap.add_argument("--only", choices=["resume", "listing", "scaling"], default=None,
+                    help="run one part alone: resume (stop at half-way and rerun), listing "
+                         "(20,000 and 200,000 items) or scaling (1 and 2 workers, local and "
+                         "Dask)")
+    ap.add_argument("--listing_sizes", default="20000,200000",
+                    help="--only listing: the numbers of items (default 20000,200000)")
     args = ap.parse_args()
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     if args.quick:
@@ -312,6 +373,13 @@ def main():
     warm_bytes = warm_cache(paths)
     log(f"warm-up read: {warm_bytes / 1e6:.1f} MB")
     decode_file(paths[0])  # untimed: loads codec libraries
+
+    if args.only == "resume":
+        return report_resume(command, work, paths, args.copies)
+    if args.only == "listing":
+        return report_listing(command, work, [int(n) for n in args.listing_sizes.split(",")])
+    if args.only == "scaling":
+        return report_scaling(command, work, paths, args.copies)
 
     # 2. Decode-only baseline.
     dec1_frames, dec1_s = decode_only(paths, 1)
@@ -460,6 +528,179 @@ def main():
           "or Beam SDK worker), not a sum. MB = 10^6 bytes.")
     print(f"- Build variants ran with {build_cmd('DATA', 'OUT', 'W', [])[3:]!r} plus the "
           "sampling flags; logs are in " + os.path.join(work, "logs") + ".")
+
+
+def report_resume(command: str, work: str, paths: list[str], copies: int):
+    flags_ = ["--sampling", "all", "--resize_shorter", "128", "--config_name", "folder"]
+    data_dir = os.path.dirname(os.path.dirname(paths[0]))
+    runs = [run_resume(work, data_dir, flags_, copies) for _ in range(3)]
+    med = lambda key: float(np.median([r[key] for r in runs]))   # noqa: E731
+    print(f"$ {command}\n")
+    print("| Measurement (median of 3) | Value | Note |")
+    print("|---|---|---|")
+    print(f"| Whole build, all frames, short128, 2 workers | {med('whole_s'):.2f} s | "
+          f"{copies} links of the UCF-like fixture |")
+    print(f"| Build stopped with SIGTERM at half its items | {med('stop_s'):.2f} s to the stop | "
+          f"kept {[r['kept'] for r in runs]} of {copies} items; exit {[r['rc'] for r in runs]} |")
+    print(f"| Rerun of the same command | {med('rerun_s'):.2f} s | decoded "
+          f"{[r['decoded'] for r in runs]} items; shards identical to the whole build: "
+          f"{all(r['same'] for r in runs)} |")
+    print(f"| Ratio: rerun / whole build | {med('rerun_s') / med('whole_s'):.2f}× | "
+          "start-up and the finishing steps are paid again; the decoding is not |")
+
+
+class DaskCluster:
+    """A Dask scheduler and ``workers`` single-threaded worker processes on 127.0.0.1."""
+
+    def __init__(self, workers: int):
+        import socket
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        dask = os.path.join(os.path.dirname(sys.executable), "dask")
+        quiet = dict(os.environ, DASK_LOGGING__DISTRIBUTED="error")
+        self.procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
+                                        str(self.port), "--no-dashboard"], env=quiet,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        self.procs += [subprocess.Popen([dask, "worker", f"tcp://127.0.0.1:{self.port}",
+                                         "--nworkers", "1", "--nthreads", "1",
+                                         "--no-dashboard"], env=quiet,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       for _ in range(workers)]
+        from distributed import Client
+        with Client(f"127.0.0.1:{self.port}", timeout=120) as client:
+            client.wait_for_workers(workers, timeout=120)
+
+    def close(self):
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=60)
+
+
+def report_scaling(command: str, work: str, paths: list[str], copies: int):
+    data_dir = os.path.dirname(os.path.dirname(paths[0]))
+    warm_cache(paths)
+    decode_file(paths[0])
+    dec = {n: decode_only(paths, n) for n in (1, 2)}
+    frames = dec[1][0]
+    modes = {"uniform 16": ["--sampling", "uniform", "--num_frames", "16",
+                            "--resize_shorter", "128"],
+             "all frames": ["--sampling", "all", "--resize_shorter", "128"]}
+    run_build(work, "warmup", data_dir, 1, modes["uniform 16"])
+    walls = {}
+    for mode, flags_ in modes.items():
+        for w in (1, 2):
+            walls["local", mode, w] = [run_build(work, f"local_{w}", data_dir, w,
+                                                 flags_)["wall_s"] for _ in range(3)]
+    for w in (1, 2):
+        cluster = DaskCluster(w)
+        try:
+            for mode, flags_ in modes.items():
+                extra = [*flags_, "--runner", "DaskRunner",
+                         f"--dask_client_address=127.0.0.1:{cluster.port}"]
+                walls["dask", mode, w] = [run_build(work, f"dask_{w}", data_dir, w,
+                                                    extra)["wall_s"] for _ in range(3)]
+        finally:
+            cluster.close()
+    med = {k: float(np.median(v)) for k, v in walls.items()}
+    print(f"$ {command}\n")
+    print(f"{copies} links of the UCF-like fixture, {frames} source frames; medians of 3 "
+          "builds (wall clock of the whole command, start-up included).\n")
+    print("| Runner | Sampling | 1 worker | 2 workers | 2 / 1 |")
+    print("|---|---|---|---|---|")
+    d1, d2 = dec[1][0] / dec[1][1], dec[2][0] / dec[2][1]
+    print(f"| decode only (OpenCV loop) | every frame | {d1:,.0f} frames/s | {d2:,.0f} frames/s "
+          f"| {d2 / d1:.2f}× |")
+    for runner in ("local", "dask"):
+        for mode in modes:
+            f1, f2 = frames / med[runner, mode, 1], frames / med[runner, mode, 2]
+            print(f"| {runner} | {mode} | {f1:,.0f} frames/s ({med[runner, mode, 1]:.1f} s) | "
+                  f"{f2:,.0f} frames/s ({med[runner, mode, 2]:.1f} s) | {f2 / f1:.2f}× |")
+
+
+# The driver's own peak RSS: VmHWM of the driver process, read until it exits.
+DRIVER_HELPER = r"""
+import json, subprocess, sys, threading, time
+cmd = sys.argv[1:]
+t0 = time.perf_counter()
+proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+peak = 0
+def poll():
+    global peak
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.1)
+thread = threading.Thread(target=poll, daemon=True)
+thread.start()
+_, err = proc.communicate()
+wall = time.perf_counter() - t0
+thread.join()
+print(json.dumps({"rc": proc.returncode, "wall_s": wall, "driver_hwm_kib": peak,
+                  "err_tail": err[-2000:]}))
+"""
+
+
+def graph_bytes(n: int, listing_dir: str) -> tuple[int, int]:
+    """(job graph bytes of the build's graph, of the same graph fed by a beam.Create of
+    ``n`` listed items), both serialised as the runner receives them."""
+    import apache_beam as beam
+    from pipeline import transforms
+    from pipeline.media.encode import FrameSpec
+    from pipeline.media.items import Item
+    from pipeline.media.records import BuildSettings
+    from pipeline.media.sampling import SamplingSpec
+    settings = BuildSettings(SamplingSpec("uniform", num_frames=16), FrameSpec())
+    p = beam.Pipeline()
+    transforms.build_graph(p, listing_dir, settings, listing_dir, {"train": 1}, None)
+    ours = len(p.to_runner_api().SerializeToString())
+    items = [(i, Item(f"/data/class_{i % 5}/v{i:07d}.avi", f"class_{i % 5}/v{i:07d}.avi",
+                      "train", i % 5, f"class_{i % 5}")) for i in range(n)]
+    q = beam.Pipeline()
+    _ = q | beam.Create(items, reshuffle=False) | beam.Map(lambda x: x)
+    return ours, len(q.to_runner_api().SerializeToString())
+
+
+def report_listing(command: str, work: str, sizes: list[int]):
+    rows = []
+    for n in sizes:
+        data = os.path.join(work, "data", f"empty_{n}")
+        if not os.path.isdir(data):
+            for c in range(5):
+                os.makedirs(os.path.join(data, f"class_{c}"), exist_ok=True)
+            for i in range(n):
+                open(os.path.join(data, f"class_{i % 5}", f"v{i:07d}.avi"), "wb").close()
+        out = os.path.join(work, "out", f"listing_{n}")
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = build_cmd(data, out, 2, ["--sampling", "uniform", "--num_frames", "16",
+                                       "--max_failure_ratio", "1", "--config_name", "x"])
+        log(f"listing: {n} empty files: {' '.join(shlex.quote(c) for c in cmd[1:])}")
+        res = json.loads(subprocess.run([sys.executable, "-c", DRIVER_HELPER, *cmd],
+                                        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+                                        check=True).stdout.strip().splitlines()[-1])
+        if res["rc"]:
+            log(f"listing build of {n} failed:\n{res['err_tail']}")
+        ours, create = graph_bytes(n, os.path.join(out, "folder", ".x.partial", "_listing"))
+        rows.append((n, res, ours, create))
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"$ {command}\n")
+    print("| Items (empty files) | Build wall | Driver peak RSS | Job graph | Graph of a beam.Create "
+          "of the listing |")
+    print("|---|---|---|---|---|")
+    for n, res, ours, create in rows:
+        print(f"| {n:,} | {res['wall_s']:.1f} s (exit {res['rc']}) | "
+              f"{res['driver_hwm_kib'] / 1024:.0f} MiB | {ours / 1024:.1f} KiB | "
+              f"{create / 2 ** 20:.1f} MiB |")
+    if len(rows) >= 2:
+        (n0, r0, *_), (n1, r1, *_) = rows[0], rows[-1]
+        per_item = (r1["wall_s"] - r0["wall_s"]) / (n1 - n0) * 1e3
+        print(f"\nOverhead per item (difference of the two builds): {per_item:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ and every export:
 - latency per clip: batch 1, median (and 90th percentile) over ``--runs``
   calls after ``--warmup`` calls, the variants interleaved call by call so that
   load from other processes hits them alike. Keras: ``model.predict_on_batch``;
-  SavedModel: its ``serving_default`` signature; TFLite: ``TFLiteModel`` (one
-  interpreter, XNNPACK, ``--threads`` threads; quantising the input and
-  dequantising the output included);
+  SavedModel: its ``serving_default`` signature; TFLite:
+  ``trainers.tflite.TFLiteModel`` (one interpreter, XNNPACK, ``--threads``
+  threads; quantising the input and dequantising the output included);
 - parity on the test split: largest |probability difference| and top-1
   agreement with Keras.
 
@@ -107,7 +107,7 @@ def main():
     run_dir = train(a.work_dir, build_dir, a.epochs)
 
     import tensorflow as tf
-    from trainers import export, train as trainer, workdir
+    from trainers import data, export, saved_model, tflite, workdir
     run = workdir.open_run(run_dir)
     outs = {}
     for fmt, quantize in (("saved_model", "none"), ("tflite", "none"), ("tflite", "float16"),
@@ -120,15 +120,15 @@ def main():
                                       overwrite=True, representative_examples=100)["path"]
 
     model = run.load_model("best")
-    xs = [x.numpy() for x, _ in trainer.make_input(run.config, run.info, training=False)]
+    xs = [x.numpy() for x, _ in data.make_input(run.config, run.info, training=False)]
     test = np.concatenate(xs)
-    serve = tf.saved_model.load(outs["saved_model"]).signatures[export.SIGNATURE]
-    tflite = {k: export.TFLiteModel(outs[k], a.threads)
-              for k in ("tflite_none", "tflite_float16", "tflite_int8")}
+    serve = tf.saved_model.load(outs["saved_model"]).signatures[saved_model.SIGNATURE]
+    tflites = {k: tflite.TFLiteModel(outs[k], a.threads)
+               for k in ("tflite_none", "tflite_float16", "tflite_int8")}
     call = {
         "keras": lambda x: model.predict_on_batch(x),
-        "saved_model": lambda x: serve(inputs=tf.constant(x))[export.OUTPUT_NAME].numpy(),
-        **{k: (lambda m: (lambda x: m(x)))(m) for k, m in tflite.items()},
+        "saved_model": lambda x: serve(inputs=tf.constant(x))[saved_model.OUTPUT_NAME].numpy(),
+        **{k: (lambda m: (lambda x: m(x)))(m) for k, m in tflites.items()},
     }
     names = list(call)
     log(f"parity on the {len(test)} test clips")

@@ -65,7 +65,7 @@ def _parallel(fn, paths, workers):
 
 def _keypoint_worker_loop(data_dir):
     """The build's per-item work (listing + make_keypoint_records) in this process."""
-    from pipeline import keypoints
+    from pipeline.media import keypoints
     from pipeline.sources import openpose
     from pipeline.sources.base import SourceOptions
     listing = openpose.list_items(str(data_dir), SourceOptions())

@@ -38,6 +38,8 @@ DATA_DEFAULTS = dict(
     target="frames",         # keypoints: frames (frame-wise labels) | clip
     cache=False,
     shuffle_buffer=64,
+    on_corrupt="fail",       # a shard whose framing or CRCs are damaged (checked before training):
+                             # fail = refuse to start, naming it | skip = train without it
 )
 
 TRAIN_DEFAULTS = dict(

@@ -1,4 +1,6 @@
-"""Builds TFRecords from videos, frame folders, images and OpenPose keypoints with Apache Beam."""
+"""Raw media to TFRecords: the Beam-free media code (``pipeline.media``, ``pipeline.sources``)
+that prediction shares, and around it the Apache Beam build (``pipeline.build``). See
+ARCHITECTURE.md for what each module may import."""
 import logging
 
 

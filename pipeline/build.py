@@ -4,17 +4,18 @@ r"""Builds sharded TFRecords from a video dataset with Apache Beam.
         [--sampling uniform --num_frames 16] [--resize_shorter 128] [...] \
         [any Beam option: --runner DataflowRunner --project P --region R --temp_location gs://...]
 
-The graph (the same on every runner):
+The graph (the same on every runner; ``pipeline.transforms``):
 
-    ListedItems ─► Reshuffle ─► MakeRecords ─┬─ ok ─► AssignShards ─► GroupByKey ─► WriteShards ─► shard list
-                                             │        └─► Stats (counts per split/class)
+    ListedItems ─► Reshuffle ─► MakeRecords ─┬─ ok ─► WriteSplits (WriteParts ─► GroupParts ─► ConcatShards)
+                                             │        └─► Stats (CountPerClass)
                                              └─ failed ─┐
     ListingProblems ───────────────────────────────────┴─► Errors
 
-Listing runs on the driver; everything after ``Reshuffle`` spreads over the
-workers. The driver then writes ``dataset_info.json`` and ``errors.jsonl``
-into a temporary directory and commits it by rename, so a killed build never
-leaves a half-written output behind.
+Listing (``pipeline.sources``) runs on the driver; everything after ``Reshuffle``
+spreads over the workers, which make each item's records with ``pipeline.media``.
+The driver then writes ``dataset_info.json`` and ``errors.jsonl`` into a temporary
+directory and commits it by rename (``pipeline.finalise``), so a killed build never
+leaves a half-written output behind. Runner and options: ``pipeline.runner``.
 
 Flags are ours; every flag we do not define is handed to Beam's
 ``PipelineOptions`` unchanged. Without ``--runner`` the build runs locally on
@@ -24,23 +25,21 @@ multi-process mode).
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
-import logging
 import os
 import sys
-import tempfile
-import threading
 import time
-import uuid
 
 import apache_beam as beam
 from absl import app, flags
-from apache_beam.io.filesystems import FileSystems
 
-from pipeline import cli, sources, video
-from pipeline.transforms import PARTS_DIR, BuildSettings, build_graph, shard_counts_for
+from pipeline import cli, finalise, partial, runner, sources
+from pipeline.media import files, keypoints
+from pipeline.media.encode import CROPS, IMAGE_FORMATS, FrameSpec, parse_size
+from pipeline.media.items import FILE_STAGE, Item
+from pipeline.media.records import BuildSettings
+from pipeline.media.sampling import SAMPLING_MODES, SHORT_POLICIES, SamplingSpec
 from pipeline.sources import base as sources_base
+from pipeline.transforms import build_graph, shard_counts_for
 from tfrecords import schema
 
 FLAGS = flags.FLAGS
@@ -48,11 +47,9 @@ FLAGS = flags.FLAGS
 DATASETS = tuple(sources.available())
 DATA_DIR_ENV = "ACTIONFLOW_DATA_DIR"
 FRAME_FOLDER_DATASETS = ("gestures", "jester")
-FILE_STAGE = "file"      # errors.jsonl stage of a bad file inside an item that was still written
 DEFAULT_DATA_ROOT = os.path.join("~", "actionflow_data")
 BEAM_EPILOG = ("Any other --flag is passed to Beam's PipelineOptions unchanged (e.g. --runner, "
                "--direct_num_workers, --project, --region, --temp_location).")
-LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 
 flags.DEFINE_enum("dataset", None, DATASETS,
                   "Which source layout to read: videos (ucf101, hmdb51, folder), frame folders "
@@ -71,7 +68,7 @@ flags.DEFINE_float("val_fraction", 0.0,
                    "folder: fraction of videos for 'val', by a stable hash of the path.")
 flags.DEFINE_float("test_fraction", 0.0,
                    "folder: fraction of videos for 'test', by a stable hash of the path.")
-flags.DEFINE_enum("sampling", "all", video.SAMPLING_MODES,
+flags.DEFINE_enum("sampling", "all", SAMPLING_MODES,
                   "Frames to keep: all (optionally --fps), uniform (K evenly spaced incl. first "
                   "and last), stride (every --stride-th; with --num_frames the centred K), "
                   "segments (TSN: centre frame of K equal segments), indices (--indices).")
@@ -80,13 +77,13 @@ flags.DEFINE_integer("stride", 1, "Step between kept frames for --sampling strid
 flags.DEFINE_float("fps", None, "--sampling all: resample to this frame rate by timestamp.")
 flags.DEFINE_list("indices", None,
                   "--sampling indices: 0-based frame numbers, e.g. 3,6,9,11,13,15,17,19,21,24,27.")
-flags.DEFINE_enum("short", "loop", video.SHORT_POLICIES,
+flags.DEFINE_enum("short", "loop", SHORT_POLICIES,
                   "Videos with fewer frames than the sampling needs: loop them, repeat the "
                   "last frame, or skip (quarantine) them. Recorded per clip.")
-flags.DEFINE_enum("crop", "none", video.CROPS, "Crop before resizing.")
+flags.DEFINE_enum("crop", "none", CROPS, "Crop before resizing.")
 flags.DEFINE_integer("resize_shorter", None, "Resize so the shorter side is N (keeps aspect).")
 flags.DEFINE_string("size", None, "Resize to exactly WxH, e.g. 112x112.")
-flags.DEFINE_enum("image_format", "jpeg", video.IMAGE_FORMATS,
+flags.DEFINE_enum("image_format", "jpeg", IMAGE_FORMATS,
                   "How frames are stored: jpeg (small), png (lossless), raw (uint8, fastest "
                   "to read, largest).")
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality 1..100.")
@@ -145,7 +142,11 @@ flags.DEFINE_integer("window_stride", None, "openpose: step between window start
                                             "--window).")
 flags.DEFINE_boolean("progress", True,
                      "Show done/total, rate and ETA while a local build runs.")
-flags.DEFINE_enum("beam_log_level", "error", ["debug", "info", "warning", "error"],
+flags.DEFINE_boolean("resume", True,
+                     "Reuse the records a stopped or killed build of the same config, settings "
+                     "and listing finished (kept in OUTPUT_DIR/DATASET/.CONFIG_NAME.partial/); "
+                     "--noresume starts over and keeps nothing when stopped.")
+flags.DEFINE_enum("beam_log_level", "error", runner.LOG_LEVELS,
                   "Log level for Beam's own messages.")
 
 
@@ -158,7 +159,7 @@ class UserError(Exception):
 # --------------------------------------------------------------------------
 def _parse_size(text: str | None, flag: str = "--size") -> tuple[int, int] | None:
     try:
-        return video.parse_size(text, flag)
+        return parse_size(text, flag)
     except ValueError as e:
         raise UserError(str(e)) from None
 
@@ -170,10 +171,10 @@ def settings_from_flags() -> BuildSettings:
     except ValueError:
         raise UserError(f"--indices must be integers, got {','.join(FLAGS.indices)}") from None
     try:
-        sampling = video.SamplingSpec(mode=FLAGS.sampling, num_frames=FLAGS.num_frames,
+        sampling = SamplingSpec(mode=FLAGS.sampling, num_frames=FLAGS.num_frames,
                                       stride=FLAGS.stride, fps=FLAGS.fps, indices=indices,
                                       short=FLAGS.short)
-        frame = video.FrameSpec(crop=FLAGS.crop, resize_shorter=FLAGS.resize_shorter,
+        frame = FrameSpec(crop=FLAGS.crop, resize_shorter=FLAGS.resize_shorter,
                                 size=_parse_size(FLAGS.size), image_format=FLAGS.image_format,
                                 jpeg_quality=FLAGS.jpeg_quality)
     except ValueError as e:
@@ -189,7 +190,6 @@ def settings_from_flags() -> BuildSettings:
                         "their frame rate with --source_fps (Jester: 12)")
     keypoint_spec = None
     if FLAGS.dataset == "openpose":
-        from pipeline import keypoints
         try:
             keypoint_spec = keypoints.KeypointSpec(
                 person_policy=FLAGS.person_policy, max_people=FLAGS.max_people,
@@ -250,7 +250,7 @@ def resolve_data_dir(dataset: str, data_dir: str | None, source) -> str:
     return candidate
 
 
-def select_items(items: list, max_per_split: int | None) -> list[tuple[int, sources_base.Item]]:
+def select_items(items: list, max_per_split: int | None) -> list[tuple[int, Item]]:
     """Orders each split by a stable hash of the video id, caps it, and numbers the slots."""
     by_split: dict[str, list] = {}
     for item in items:
@@ -265,355 +265,215 @@ def select_items(items: list, max_per_split: int | None) -> list[tuple[int, sour
     return selected
 
 
-# --------------------------------------------------------------------------
-# Driver.
-# --------------------------------------------------------------------------
-class FolderWatch:
-    """Calls ``report(done)`` every ``interval`` seconds while workers append one byte per
-    ``per_item`` to files in ``folder`` (a local run's progress), and once more at the end."""
-
-    def __init__(self, folder: str, report, interval: float = 2.0, per_item: int = 1):
-        self.folder, self.report, self.interval, self.per_item = folder, report, interval, per_item
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def done(self) -> int:
-        total = 0
-        for name in os.listdir(self.folder):
-            try:
-                total += os.path.getsize(os.path.join(self.folder, name))
-            except OSError:
-                pass
-        return total // self.per_item
-
-    def _run(self):
-        last = -1
-        while not self._stop.wait(self.interval):
-            done = self.done()
-            if done != last:
-                self.report(done)
-                last = done
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.report(self.done())
-        return False
+def source_options() -> sources_base.SourceOptions:
+    """The source-side flags."""
+    return sources_base.SourceOptions(
+        split_id=FLAGS.split_id, val_fraction=FLAGS.val_fraction,
+        test_fraction=FLAGS.test_fraction, max_per_class=FLAGS.max_per_class,
+        min_per_class=FLAGS.min_per_class, label_csv=FLAGS.label_csv,
+        label_column=FLAGS.label_column, id_column=FLAGS.id_column,
+        id_template=FLAGS.id_template, segments_csv=FLAGS.segments_csv,
+        background_label=FLAGS.background_label)
 
 
-class Progress(FolderWatch):
-    """Prints done/total, rate and ETA of the build from its workers' progress folder."""
-
-    def __init__(self, total: int, progress_dir: str, stream=sys.stderr, interval: float = 2.0):
-        super().__init__(progress_dir, self._print, interval)
-        self.total, self.stream = total, stream
-        self.start = time.monotonic()
-
-    def _print(self, done: int):
-        print(self.line(done), file=self.stream, flush=True)
-
-    def line(self, done: int) -> str:
-        elapsed = time.monotonic() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        pct = 100.0 * done / self.total if self.total else 100.0
-        eta = _format_seconds((self.total - done) / rate) if rate > 0 else "?"
-        return (f"[build] {done}/{self.total} items ({pct:.1f}%) · {rate:.1f} items/s · "
-                f"elapsed {_format_seconds(elapsed)} · ETA {eta}")
-
-
-def _format_seconds(s: float) -> str:
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
-
-
-def _read_jsonl(work_dir: str, prefix: str, keep: bool = False) -> list[dict]:
-    """Rows of the side files ``work_dir/prefix*``, deleting them unless ``keep``."""
-    rows = []
-    for match in FileSystems.match([FileSystems.join(work_dir, prefix + "*")])[0].metadata_list:
-        with FileSystems.open(match.path) as f:
-            rows.extend(json.loads(line) for line in f.read().decode().splitlines() if line)
-        if not keep:
-            FileSystems.delete([match.path])
-    return rows
-
-
-def _write_text(path: str, text: str):
-    with FileSystems.create(path) as f:
-        f.write(text.encode("utf-8"))
-
-
-def _commit(tmp_dir: str, final_dir: str, overwrite: bool):
-    """Moves the finished build into place; an old build is removed only after."""
-    old = None
-    if FileSystems.exists(final_dir):
-        if not overwrite:
-            raise UserError(f"{final_dir} appeared while building; pass --overwrite to replace it")
-        old = final_dir.rstrip("/") + f".old-{uuid.uuid4().hex[:8]}"
-        _rename_dir(final_dir, old)
-    _rename_dir(tmp_dir, final_dir)
-    if old:
-        FileSystems.delete([old])
-
-
-def _rename_dir(src: str, dst: str):
-    if "://" not in src:
-        os.rename(src, dst)
-        return
-    files = [m.path for m in FileSystems.match([FileSystems.join(src, "*")])[0].metadata_list]
-    FileSystems.rename(files, [FileSystems.join(dst, f[len(src):].lstrip("/")) for f in files])
-
-
-def pipeline_options(beam_args: list[str]):
-    """Beam options from the flags we do not own; local multi-process by default."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-    args = list(beam_args)
-    joined = " ".join(args)
-    if "--direct_running_mode" not in joined:
-        args.append("--direct_running_mode=multi_processing")
-    if "--direct_num_workers" not in joined:
-        args.append("--direct_num_workers=0")
-    if "--default_sdk_harness_log_level" not in joined:
-        args.append(f"--default_sdk_harness_log_level={FLAGS.beam_log_level.upper()}")
-    options = PipelineOptions(args)
-    unknown = sorted(set(options.get_all_options(retain_unknown_options=True))
-                     - set(options.get_all_options()))
-    if unknown:
-        raise UserError("unknown flag(s) " + ", ".join("--" + u for u in unknown) + ": neither "
-                        "a build flag (see --help) nor a Beam pipeline option")
-    return options
-
-
-def runner_name(options) -> str:
-    """The runner ``options`` select, by name (DirectRunner when none is given)."""
-    from apache_beam.options.pipeline_options import StandardOptions
-    runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    return runner if isinstance(runner, str) else type(runner).__name__
-
-
-def make_runner(options):
-    """The runner named in the options; without one, the local batch engine.
-
-    Beam's DirectRunner first tries to download the Prism runner binary; a
-    build must work offline, so without ``--runner`` we start the engine the
-    DirectRunner would fall back to (FnApiRunner) ourselves, handing its
-    workers the pipeline options (log level, worker count) as the
-    DirectRunner does.
-    """
-    from apache_beam.options.pipeline_options import StandardOptions
-    if options.view_as(StandardOptions).runner:
-        return None
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
-        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
-
-
-def run(argv: list[str]) -> int:
-    """Runs the build; returns the process exit code."""
-    logging.getLogger("apache_beam").setLevel(FLAGS.beam_log_level.upper())
+def _check_required_flags():
     if not FLAGS.dataset:
         raise UserError(f"--dataset is required: one of {', '.join(DATASETS)}")
     if not FLAGS.output_dir:
         raise UserError("--output_dir is required: where the build should be written")
     if not 0 <= FLAGS.max_failure_ratio <= 1:
         raise UserError("--max_failure_ratio must be in [0, 1]")
+
+
+def _options(beam_args: list[str]):
+    try:
+        return runner.pipeline_options(beam_args, FLAGS.beam_log_level,
+                                       own_flags="a build flag")
+    except runner.OptionsError as e:
+        raise UserError(str(e)) from None
+
+
+# --------------------------------------------------------------------------
+# Driver.
+# --------------------------------------------------------------------------
+def run(argv: list[str]) -> int:
+    """Runs the build; returns the process exit code (130 or 143 when stopped by a signal)."""
+    runner.quiet_beam(FLAGS.beam_log_level)
+    _check_required_flags()
     source = sources.get_source(FLAGS.dataset)
     settings = settings_from_flags()
-    options = pipeline_options(argv[1:])
+    options = _options(argv[1:])
     data_dir = resolve_data_dir(FLAGS.dataset, FLAGS.data_dir, source)
     config_name = FLAGS.config_name or default_config_name(settings, FLAGS.dataset,
                                                            FLAGS.split_id)
-    dataset_dir = FileSystems.join(FLAGS.output_dir, FLAGS.dataset)
-    final_dir = FileSystems.join(dataset_dir, config_name)
-    if FileSystems.exists(final_dir) and not FLAGS.overwrite:
+    dataset_dir = files.join(FLAGS.output_dir, FLAGS.dataset)
+    final_dir = files.join(dataset_dir, config_name)
+    if files.exists(final_dir) and not FLAGS.overwrite:
         raise UserError(f"{final_dir} already exists; pass --overwrite to replace it "
                         "(or choose another --config_name)")
 
-    listing = source.list_items(data_dir, sources_base.SourceOptions(
-        split_id=FLAGS.split_id, val_fraction=FLAGS.val_fraction,
-        test_fraction=FLAGS.test_fraction, max_per_class=FLAGS.max_per_class,
-        min_per_class=FLAGS.min_per_class, label_csv=FLAGS.label_csv,
-        label_column=FLAGS.label_column, id_column=FLAGS.id_column,
-        id_template=FLAGS.id_template, segments_csv=FLAGS.segments_csv,
-        background_label=FLAGS.background_label))
-    selected = select_items(listing.items, FLAGS.max_examples_per_split)
-    listing_problems = [dict(pr.to_json_dict(), video_id="") for pr in listing.problems]
-    print(f"[build] {FLAGS.dataset} from {data_dir}: {len(selected)} items to decode, "
-          f"{len(listing_problems)} listing problems, {sum(listing.unused.values())} unused; "
-          f"{len(listing.classes)} classes", file=sys.stderr)
-
-    tmp_dir = FileSystems.join(dataset_dir, f".{config_name}.tmp-{uuid.uuid4().hex[:8]}")
-    if "://" not in tmp_dir:
-        os.makedirs(tmp_dir)
-    runner_obj = make_runner(options)
-    runner = "FnApiRunner" if runner_obj else runner_name(options)
-    local = runner in LOCAL_RUNNERS
-    progress_dir = tempfile.mkdtemp(prefix="actionflow-progress-") if (
-        local and FLAGS.progress) else None
-    started = time.monotonic()
+    work_dir = partial.work_dir_for(dataset_dir, config_name)
+    for gone in partial.remove_legacy(dataset_dir, config_name):
+        print(f"[build] removed {gone}, left by a build that was killed", file=sys.stderr)
     try:
-        shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards)
+        resumable = partial.acquire(work_dir)
+    except partial.BuildLocked as e:
+        raise UserError(str(e)) from None
+    started = time.monotonic()
+    plan = None
+    with cli.StopSignals(on_stop=runner.stop_local_workers) as signals:
+        try:
+            plan = _prepare(work_dir, resumable, source, data_dir, settings)
+            info, tally = _build_into(work_dir, plan, settings, options, config_name,
+                                      data_dir, argv[1:])
+        except cli.Stopped as stop:
+            return _stopped(stop, work_dir, plan, argv)
+        except BaseException:
+            _keep_for_resume(work_dir)
+            raise
+        signals.raise_stop = False        # a signal now waits for the commit (a rename)
+        return _commit_or_refuse(work_dir, final_dir, info, tally, time.monotonic() - started)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What the workers are to do, once the listing is on disk (no item is held here)."""
+    summary: finalise.ListingSummary
+    shard_counts: dict
+    listing_dir: str
+    total: int          # items selected
+    already: int        # of which a stopped build finished
+
+
+def _prepare(work_dir, resumable, source, data_dir, settings) -> Plan:
+    """Lists and selects the items, takes over what a stopped build finished, and writes
+    what is left for the workers (``_listing/``). The items live only in this call."""
+    listing = source.list_items(data_dir, source_options())
+    selected = select_items(listing.items, FLAGS.max_examples_per_split)
+    print(f"[build] {FLAGS.dataset} from {data_dir}: {len(selected)} items to decode, "
+          f"{len(listing.problems)} listing problems, "
+          f"{sum(listing.unused.values())} unused; {len(listing.classes)} classes",
+          file=sys.stderr)
+    finished, shard_counts = _resume_or_start(work_dir, resumable, selected, settings, data_dir)
+    todo = [(slot, item) for slot, item in selected if (item.split, slot) not in finished.slots]
+    return Plan(finalise.summarise(listing, selected), shard_counts,
+                partial.write_listing(work_dir, todo, finished), len(selected),
+                finished.num_items)
+
+
+def _settings_print(selected, settings, data_dir) -> str:
+    """The fingerprint a stopped build's work must match to be reused."""
+    return partial.fingerprint(
+        dataset=FLAGS.dataset, data_dir=data_dir, selected=selected,
+        settings_dict={"build": dataclasses.asdict(settings), "num_shards": FLAGS.num_shards})
+
+
+def _resume_or_start(work_dir, resumable, selected, settings, data_dir):
+    """What a stopped build in ``work_dir`` finished (empty unless it matches this one) and
+    the shard counts; clears everything else out of the folder."""
+    print_ = _settings_print(selected, settings, data_dir)
+    manifest = partial.read_manifest(work_dir) if resumable else None
+    if FLAGS.resume and manifest and manifest.get("fingerprint") == print_:
+        partial.clear_for_resume(work_dir, keep_finished=True)
+        finished = partial.scan(work_dir, selected)
+        print(f"[build] resuming: {finished.num_items} of {len(selected)} items were finished "
+              f"by a stopped build in {work_dir}; decoding the other "
+              f"{len(selected) - finished.num_items}", file=sys.stderr)
+        return finished, {k: int(v) for k, v in manifest["shard_counts"].items()}
+    if manifest:
+        why = ("--noresume" if not FLAGS.resume else
+               "it had other settings or another listing")
+        print(f"[build] not reusing the stopped build in {work_dir} ({why}): starting over",
+              file=sys.stderr)
+    partial.clear_for_resume(work_dir, keep_finished=False)
+    shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards)
+    partial.write_manifest(work_dir, print_, shard_counts)
+    return partial.Finished(), shard_counts
+
+
+def _build_into(work_dir, plan: Plan, settings, options, config_name, data_dir, beam_args):
+    """Runs the pipeline into ``work_dir`` and finalises it there; returns (info, tally)."""
+    runner_obj = runner.make_runner(options)
+    local = runner.is_local(options, runner_obj)
+    progress_dir = runner.progress_dir(work_dir) if local and FLAGS.progress else None
+    try:
         p = beam.Pipeline(runner=runner_obj, options=options)
-        build_graph(p, selected, listing_problems, settings, tmp_dir, shard_counts,
-                    progress_dir)
-        if progress_dir:
-            with Progress(len(selected), progress_dir):
-                result = p.run()
-                result.wait_until_finish()
-        else:
-            result = p.run()
-            result.wait_until_finish()
-        _complete_shard_sets(tmp_dir, shard_counts)
-        info, errors = _finalise(tmp_dir, listing, selected, settings, config_name, data_dir,
-                                 argv[1:], runner)
-    except BaseException:
-        _remove_quietly(tmp_dir)
-        raise
+        build_graph(p, plan.listing_dir, settings, work_dir, plan.shard_counts, progress_dir)
+        progress = runner.Progress(plan.total, progress_dir,
+                                   already=plan.already) if progress_dir else None
+        result = runner.run_and_wait(p, progress)
     finally:
         if progress_dir:
-            _remove_quietly(progress_dir)
+            finalise.remove_quietly(progress_dir)
+    info, tally = finalise.finalise(
+        work_dir, plan.summary, settings, plan.shard_counts, dataset=FLAGS.dataset,
+        config_name=config_name, data_dir=data_dir,
+        flags={name: FLAGS[name].value for name in _our_flag_names()},
+        beam_args=beam_args, runner=runner.describe_runner(options, runner_obj))
     _print_metrics(result)
+    return info, tally
 
+
+def _keep_for_resume(work_dir: str) -> None:
+    """After a stop, a crash or a user mistake: drop what was half written, keep what was
+    finished for a resumed build (nothing with --noresume), and let the folder go."""
+    try:
+        if FLAGS.resume:
+            partial.clear_for_resume(work_dir, keep_finished=True)
+        if FLAGS.resume and partial.has_finished_work(work_dir):
+            partial.release(work_dir)
+        else:
+            finalise.remove_quietly(work_dir)
+    except OSError:
+        pass
+
+
+def _stopped(stop: cli.Stopped, work_dir: str, plan: Plan | None, argv) -> int:
+    """The one line of a build stopped by a signal; returns its exit status."""
+    _keep_for_resume(work_dir)
+    resume = cli.command_line("pipeline.build", _COMMAND_LINE or argv[1:])
+    if plan is None:
+        kept = "it was still preparing (listing the dataset); nothing kept"
+    elif not FLAGS.resume:
+        kept = "nothing kept (--noresume)"
+    else:
+        done = partial.scan(work_dir).num_items if files.exists(work_dir) else 0
+        kept = (f"{done} of {plan.total} items finished and kept in {work_dir}" if done
+                else "no item had finished; nothing kept")
+    print(cli.stopped_line("build", stop, kept, resume), file=sys.stderr, flush=True)
+    return stop.exit_code
+
+
+def _commit_or_refuse(tmp_dir, final_dir, info, tally: finalise.Tally, elapsed: float) -> int:
+    """Commits the build, or refuses it (exit 1) when too many items were quarantined."""
     listed = sum(s["listed"] for s in info["splits"].values())
-    failed = [e for e in errors if e["stage"] != FILE_STAGE]
-    ratio = len(failed) / listed if listed else 0.0
+    ratio = tally.items / listed if listed else 0.0
     failed_errors = final_dir.rstrip("/") + ".failed-errors.jsonl"
     if ratio > FLAGS.max_failure_ratio:
-        _write_text(failed_errors, "".join(json.dumps(e, sort_keys=True) + "\n" for e in errors))
-        _remove_quietly(tmp_dir)
-        print(f"[build] FAILED: {len(failed)} of {listed} listed items quarantined "
+        files.write_text(failed_errors,
+                         files.read_text(files.join(tmp_dir, schema.ERRORS_FILE)))
+        finalise.remove_quietly(tmp_dir)
+        print(f"[build] FAILED: {tally.items} of {listed} listed items quarantined "
               f"({ratio:.1%} > --max_failure_ratio {FLAGS.max_failure_ratio:.1%}). Nothing was "
               f"committed; the reasons are in {failed_errors}", file=sys.stderr)
         return 1
-    _commit(tmp_dir, final_dir, FLAGS.overwrite)
-    if FileSystems.exists(failed_errors):     # from an earlier failed attempt
-        FileSystems.delete([failed_errors])
-    elapsed = time.monotonic() - started
+    try:
+        finalise.commit(tmp_dir, final_dir, FLAGS.overwrite)
+    except finalise.CommitError as e:
+        _keep_for_resume(tmp_dir)
+        raise UserError(str(e)) from None
+    if files.exists(failed_errors):     # from an earlier failed attempt
+        files.delete([failed_errors])
     written = sum(s["num_examples"] for s in info["splits"].values())
-    bad_files = len(errors) - len(failed)
-    print(f"[build] wrote {written} records to {final_dir} in {_format_seconds(elapsed)} "
-          f"({len(failed)} items quarantined" + (f", {bad_files} bad files inside written items"
-                                                 if bad_files else "") + "; see errors.jsonl)",
-          file=sys.stderr)
+    print(f"[build] wrote {written} records to {final_dir} in {cli.format_seconds(elapsed)} "
+          f"({tally.items} items quarantined" + (f", {tally.files} bad files inside or beside "
+                                                 "written items" if tally.files else "")
+          + "; see errors.jsonl)", file=sys.stderr)
     for split, s in sorted(info["splits"].items()):
         print(f"[build]   {split}: {s['num_examples']} records in {len(s['shards'])} shards, "
               f"{s['num_bytes'] / 2 ** 20:.1f} MiB", file=sys.stderr)
     print(final_dir)
     return 0
-
-
-def _complete_shard_sets(tmp_dir: str, shard_counts: dict[str, int]):
-    """Writes an empty shard (a valid, empty TFRecord file) for every index no record reached,
-    so each split is a complete -of-N set; also records it in the shard list."""
-    written = {(r["split"], r["index"]) for r in _read_jsonl(tmp_dir, "_shards", keep=True)}
-    extra = []
-    for split, count in shard_counts.items():
-        for index in range(count):
-            if (split, index) not in written:
-                name = schema.shard_name(split, index, count)
-                _write_text(FileSystems.join(tmp_dir, name), "")
-                extra.append({"split": split, "name": name, "index": index, "num_examples": 0,
-                              "num_bytes": 0})
-    if extra:
-        _write_text(FileSystems.join(tmp_dir, "_shards-empty.jsonl"),
-                    "".join(json.dumps(e) + "\n" for e in extra))
-    parts = FileSystems.join(tmp_dir, PARTS_DIR)
-    if FileSystems.exists(parts):
-        _remove_quietly(parts)
-
-
-def _empty_split() -> dict:
-    return {"num_examples": 0, "num_items": 0, "num_frames": 0, "per_class": {},
-            "unlabelled": 0, "num_bytes": 0, "shards": [], "listed": 0, "quarantined": 0,
-            "quarantined_files": 0}
-
-
-def _finalise(tmp_dir, listing, selected, settings, config_name, data_dir, beam_args, runner):
-    """Reads the side files, writes errors.jsonl and dataset_info.json into tmp_dir.
-
-    Per split: ``listed`` items = ``num_items`` written + ``quarantined``; one item
-    can give several records (``num_examples``: keypoint windows); bad files
-    inside a written item (a frame's JSON) are ``quarantined_files``.
-    """
-    shards = _read_jsonl(tmp_dir, "_shards")
-    stats = _read_jsonl(tmp_dir, "_stats")
-    errors = sorted(_read_jsonl(tmp_dir, "_errors"),
-                    key=lambda e: (e["split"], e["path"], e["reason"]))
-    _write_text(FileSystems.join(tmp_dir, schema.ERRORS_FILE),
-                "".join(json.dumps(e, sort_keys=True) + "\n" for e in errors))
-
-    splits = {split: _empty_split() for split in listing.splits}
-    for shard in sorted(shards, key=lambda sh: (sh["split"], sh["index"])):
-        s = splits.setdefault(shard["split"], _empty_split())
-        s["shards"].append(shard["name"])
-        s["num_bytes"] += shard["num_bytes"]
-    for _, item in selected:
-        splits.setdefault(item.split, _empty_split())["listed"] += 1
-    for problem in listing.problems:
-        if problem.split in splits:
-            splits[problem.split]["listed"] += 1
-    for e in errors:
-        if e["split"] in splits:
-            splits[e["split"]]["quarantined_files" if e["stage"] == FILE_STAGE
-                               else "quarantined"] += 1
-    for row in stats:
-        s = splits.setdefault(row["split"], _empty_split())
-        s["num_examples"] += row["num_examples"]
-        s["num_items"] += row["num_items"]
-        s["num_frames"] += row["num_frames"]
-        if row["class"] is None:
-            s["unlabelled"] += row["num_examples"]
-        else:
-            s["per_class"][row["class"]] = row["num_examples"]
-    unsplit = [e for e in errors if e["split"] not in splits]
-    frame = settings.frame
-    info = {
-        "schema_version": schema.SCHEMA_VERSION,
-        "dataset": FLAGS.dataset,
-        "config_name": config_name,
-        "modality": listing.modality,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "classes": list(listing.classes),
-        "num_classes": len(listing.classes),
-        "image_format": frame.image_format,
-        "splits": splits,
-        "unused": dict(listing.unused),
-        "quarantined_without_split": len(unsplit),
-        "errors_by_reason": _count_by(errors, "reason"),
-        "source": {"data_dir": data_dir, "listing_sha256": _listing_digest(listing)},
-        "sampling": dataclasses.asdict(settings.sampling),
-        "frame": dataclasses.asdict(settings.frame),
-        "source_fps": settings.source_fps,
-        "keypoints": dataclasses.asdict(settings.keypoints) if settings.keypoints else None,
-        "flags": {name: FLAGS[name].value for name in _our_flag_names()},
-        "beam": {"runner": runner, "args": list(beam_args)},
-    }
-    _write_text(FileSystems.join(tmp_dir, schema.DATASET_INFO_FILE),
-                schema.dataset_info_to_json(info))
-    return info, errors
-
-
-def _count_by(rows, key):
-    out: dict[str, int] = {}
-    for r in rows:
-        out[r[key]] = out.get(r[key], 0) + 1
-    return dict(sorted(out.items()))
-
-
-def _listing_digest(listing) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    for it in sorted(listing.items, key=lambda it: it.video_id):
-        h.update(f"{it.video_id}\t{it.split}\t{it.label}\n".encode())
-    return h.hexdigest()
 
 
 def _our_flag_names() -> list[str]:
@@ -633,20 +493,13 @@ def _print_metrics(result):
               file=sys.stderr)
 
 
-def _remove_quietly(path: str):
-    try:
-        if "://" not in path:
-            import shutil
-            shutil.rmtree(path, ignore_errors=True)
-        elif FileSystems.exists(path):
-            FileSystems.delete([path])
-    except Exception:
-        pass
+_COMMAND_LINE: list[str] = []      # the arguments as given, for the resume command
 
 
 def parse_flags(argv: list[str]) -> list[str]:
     """Parses our flags (from their defaults); returns argv[0] plus the rest, for Beam."""
-    return cli.parse_known(argv, __name__, BEAM_EPILOG)
+    _COMMAND_LINE[:] = argv[1:]
+    return cli.parse(FLAGS, argv, __name__, known_only=True, epilog=BEAM_EPILOG)
 
 
 def main(argv):
@@ -663,5 +516,14 @@ def build_main(argv: list[str]) -> int:
     return main(parse_flags(argv))
 
 
+def _exit(code: int):
+    """Exits with ``code``; after a stop at once, without waiting for Beam's threads."""
+    if code in (130, 143):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)
+    app.run(lambda argv: _exit(main(argv)), flags_parser=parse_flags)

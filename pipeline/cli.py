@@ -1,44 +1,150 @@
-"""Small helpers shared by the command-line entry points."""
+"""Command-line helpers shared by every entry point of both packages (build, verify, demo,
+train, evaluate, beam_evaluate, compare, predict, serve, export).
+
+``parse`` gives them one behaviour: ``--help`` prints the module's docstring and its
+flags and exits 0 (absl's own --help exits 1: asking for help is not an error); a bad
+flag is one line on stderr and exit 2, with no traceback. ``StopSignals`` and ``Stopped``
+give them one way to stop on SIGINT and SIGTERM: one line saying what was kept and how
+to resume, exit status 130 or 143. Entry points that may be
+imported together (the trainers' commands, the Beam workers) keep their flags in a
+``flags.FlagValues`` of their own; the build, verify and the demo use absl's global
+flags. Nothing here imports Beam or TensorFlow.
+"""
 from __future__ import annotations
 
+import shlex
+import signal
 import sys
+import threading
 
 from absl import flags
 
 HELP_ARGS = ("-h", "--help", "--helpshort")
 
 
-def exit_on_help(argv: list[str], module_name: str, epilog: str = "") -> None:
-    """Prints the module's docstring and its flags, then exits 0, when help is asked for.
-
-    (absl's own --help exits with status 1; asking for help is not an error.)
-    """
-    if not any(a in HELP_ARGS for a in argv[1:]):
-        return
+def print_help(fv: flags.FlagValues, module_name: str, epilog: str = "") -> None:
+    """The module's docstring, then its flags (for absl's global flags: only the module's)."""
     module = sys.modules[module_name]
     print((module.__doc__ or "").rstrip() + "\n")
-    print(flags.FLAGS.module_help(module))
+    if fv is flags.FLAGS:
+        print(fv.module_help(module))
+    else:
+        print("flags:\n" + fv.get_help(prefix="  ", include_special_flags=False))
     if epilog:
         print("\n" + epilog)
-    sys.exit(0)
 
 
-def parse_known(argv: list[str], module_name: str, epilog: str = "") -> list[str]:
-    """absl flags_parser: our flags from their defaults; returns argv[0] plus the rest."""
-    exit_on_help(argv, module_name, epilog)
-    flags.FLAGS.unparse_flags()
+def parse(fv: flags.FlagValues, argv: list[str], module_name: str, *, known_only: bool = False,
+          epilog: str = "", errors: tuple = (flags.Error, ValueError)) -> list[str]:
+    """Parses ``argv`` into ``fv`` from the flags' defaults; returns argv[0] and what is left
+    (with ``known_only``, the flags ``fv`` does not define, e.g. for Beam). An exception in
+    ``errors`` while parsing is a user mistake: one line, exit 2."""
+    if any(a in HELP_ARGS for a in argv[1:]):
+        print_help(fv, module_name, epilog)
+        sys.exit(0)
+    fv.unparse_flags()
     try:
-        return flags.FLAGS(argv, known_only=True)
-    except flags.Error as e:
+        rest = fv(argv, known_only=known_only)
+    except errors as e:
         print(f"error: {e}\nRun with --help to see every flag.", file=sys.stderr)
         sys.exit(2)
+    if not flags.FLAGS.is_parsed():            # absl.app and logging read the global flags
+        flags.FLAGS.mark_as_parsed()
+    return rest
 
 
-def parse_strict(argv: list[str], module_name: str) -> list[str]:
-    """absl flags_parser for entry points that take no foreign flags."""
-    exit_on_help(argv, module_name)
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e}\nRun with --help to see every flag.", file=sys.stderr)
-        sys.exit(2)
+def format_seconds(s: float) -> str:
+    """A duration for people: ``42s``, ``3m05s``, ``1h02m03s``."""
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
+
+
+# --------------------------------------------------------------------------
+# Stopping cleanly on SIGINT (Ctrl-C) and SIGTERM (schedulers, preemption, systemctl).
+# --------------------------------------------------------------------------
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(BaseException):
+    """Raised in the main thread when a stop signal arrives (a BaseException, so that the
+    ``except Exception`` of a library does not swallow it). ``exit_code`` is what
+    schedulers expect: 130 for SIGINT, 143 for SIGTERM."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class StopSignals:
+    """Catches SIGINT and SIGTERM while the ``with`` block runs (main thread only).
+
+    With ``raise_stop=True`` the first signal raises ``Stopped`` where the main thread
+    is, for work that may stop anywhere and cleans up in ``finally`` (a build's driver,
+    an evaluation). With ``raise_stop=False`` it is only recorded in ``signum``, for work
+    that stops at a boundary of its own (a training step) and calls ``check()`` there.
+    Every later signal is ignored, so a second Ctrl-C cannot interrupt the clean-up or
+    the save that the first one started. ``on_stop(signum)``, when given, runs first
+    (in the signal handler: keep it short, e.g. ending worker processes). The previous
+    handlers come back on exit.
+    """
+
+    def __init__(self, raise_stop: bool = True, on_stop=None):
+        self.raise_stop = raise_stop
+        self.on_stop = on_stop
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            return
+        self.signum = signum
+        if self.on_stop is not None:
+            self.on_stop(signum)
+        if self.raise_stop:
+            raise Stopped(signum)
+
+    def reinstall(self) -> None:
+        """Puts the handlers back after a library replaced them (TensorFlow's multi-worker
+        strategy installs its own for SIGTERM when it is created)."""
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self._handle)
+
+    def check(self) -> None:
+        """Raises ``Stopped`` if a stop signal has arrived."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+        return False
+
+
+def command_line(module: str, args) -> str:
+    """``python -m module args``, quoted for a POSIX shell: the command that reruns it."""
+    return " ".join(shlex.quote(part) for part in ["python", "-m", module, *args])
+
+
+def stopped_line(program: str, stop: Stopped, kept: str, resume: str | None) -> str:
+    """The one line a stopped command prints: what stopped it, what was kept, and the
+    exact command that resumes (``resume``), or that nothing was."""
+    line = f"[{program}] stopped by {stop.name}: {kept}."
+    return line + (f" Resume with: {resume}" if resume else "")

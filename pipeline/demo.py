@@ -168,4 +168,4 @@ def _define_flags():
 if __name__ == "__main__":
     _define_flags()
     app.run(lambda argv: sys.exit(main(argv)),
-            flags_parser=lambda argv: cli.parse_strict(argv, __name__))
+            flags_parser=lambda argv: cli.parse(flags.FLAGS, argv, __name__))

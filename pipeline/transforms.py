@@ -1,40 +1,45 @@
-"""The build's PTransforms and DoFns (kept out of the entry point so workers can import them).
+"""The build's Beam graph: PTransforms and DoFns around ``pipeline.media``'s record making
+(kept out of the entry point so workers can import them).
 
-    ListedItems ─► Reshuffle ─► MakeRecords ─┬─ ok ─► WriteSplits (WriteParts ─► GroupParts ─► ConcatShards)
-                                             │        └─► Stats (CountPerClass)
-                                             └─ failed ─┐
-    ListingProblems ───────────────────────────────────┴─► Errors
+    Listing ─► ItemFiles ─► SpreadFiles ─► ReadItems ─► MakeRecords ─► WriteSplits ─► ShardList
+                                                          │   (WriteParts ─► GroupParts ─► ConcatShards)
+                                                          │                     ▲
+                        failed items: WORK/_failed/*.jsonl    FinishedParts ────┘ (a resumed build)
+
+The items reach the workers from the files the driver wrote (``pipeline.partial``:
+``_listing/``, a few hundred items a file), never inside the job graph, so its size does
+not grow with the dataset (Dataflow refuses graphs over about 10 MB). Nothing per item
+comes back through the runner either: each part's ``.json`` holds its records' labels
+and frame counts, and each bundle's failed items are lines of its log, which the driver
+reads at the end to count and to write errors.jsonl; only one row per shard is gathered
+(``ShardList``).
+
+Shards are the same whatever ran them: a record goes to shard ``slot % count`` and
+``ConcatShards`` writes each shard's records in slot order, so a build on one worker
+or several, on any runner, stopped and resumed or not, writes the same bytes.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
 import uuid
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipeline import video
-from pipeline.sources import base as sources_base
+from pipeline import partial
+from pipeline.finalise import SHARDS_PREFIX
+from pipeline.media import files
+from pipeline.media.items import Item, MediaError
+from pipeline.media.records import BuildSettings, make_item_records, problem_dict
+from pipeline.runner import ProgressDoFn, WriteJsonLines
 from tfrecords import schema
 
 TARGET_SHARD_BYTES = 150 * 2 ** 20
-PARTS_DIR = "_parts"      # per-bundle part files, concatenated into shards
-
-
-@dataclasses.dataclass(frozen=True)
-class BuildSettings:
-    """Everything a worker needs to turn an item into records."""
-    sampling: video.SamplingSpec
-    frame: video.FrameSpec
-    truncation_tolerance: float = 0.05
-    source_fps: float = 0.0           # frame folders: their frame rate (0 = unknown)
-    keypoints: Any = None             # pipeline.keypoints.KeypointSpec for keypoint items
 
 
 class Encoded(NamedTuple):
@@ -47,6 +52,7 @@ class Encoded(NamedTuple):
     num_frames: int
     record: bytes
     part: int = 0      # 0 for the first record of a source item (windows number the rest)
+    problems: tuple = ()   # part 0: the item's bad files (errors.jsonl rows), kept with it
 
 
 def num_shards_for(count: int, num_bytes: int, requested: int) -> int:
@@ -62,37 +68,17 @@ def num_shards_for(count: int, num_bytes: int, requested: int) -> int:
 # --------------------------------------------------------------------------
 
 
-class ProgressDoFn(beam.DoFn):
-    """A DoFn that marks each finished element with one byte in a file of its own under
-    ``progress_dir`` (when given), for a local run's progress line to count (see
-    ``pipeline.build.FolderWatch``). Workers on one machine never share a file."""
-
-    def __init__(self, progress_dir: str | None = None):
-        self.progress_dir = progress_dir
-        self._progress = None
-
-    def setup(self):
-        if self.progress_dir:
-            self._progress = open(os.path.join(self.progress_dir, uuid.uuid4().hex), "ab",
-                                  buffering=0)
-
-    def teardown(self):
-        if self._progress:
-            self._progress.close()
-
-    def mark_done(self):
-        if self._progress:
-            self._progress.write(b".")
-
-
 class MakeRecords(ProgressDoFn):
-    """Turns one listed item into record(s); failures go to the 'failed' output."""
+    """Turns one listed item into record(s). An item that fails is one line of the bundle's
+    log ``WORK/_failed/<id>.jsonl`` (its errors.jsonl row and its bad files), written as it
+    happens; the bad files of an item that is written travel with its first record."""
 
-    FAILED = "failed"
-
-    def __init__(self, settings: BuildSettings, progress_dir: str | None = None):
+    def __init__(self, settings: BuildSettings, progress_dir: str | None = None,
+                 work_dir: str | None = None):
         super().__init__(progress_dir)
         self.settings = settings
+        self.work_dir = work_dir
+        self._failed_log = None
         self.ok = Metrics.counter("actionflow", "items_written")
         self.records = Metrics.counter("actionflow", "records_written")
         self.failed = Metrics.counter("actionflow", "items_quarantined")
@@ -100,12 +86,31 @@ class MakeRecords(ProgressDoFn):
         self.frames = Metrics.counter("actionflow", "frames_written")
         self.decode_ms = Metrics.distribution("actionflow", "decode_ms_per_item")
 
+    def finish_bundle(self):
+        if self._failed_log is not None:     # closed with its bundle: whole on every runner
+            self._failed_log.close()
+            self._failed_log = None
+
+    def teardown(self):
+        self.finish_bundle()
+        super().teardown()
+
+    def _log_failure(self, line: dict):
+        if not self.work_dir:
+            return
+        if self._failed_log is None:
+            path = partial.new_failed_log(self.work_dir)
+            # Locally unbuffered: a worker killed mid-bundle has logged every line it wrote.
+            self._failed_log = (files.create(path) if files.is_remote(path)
+                                else _unbuffered(path))
+        self._failed_log.write((json.dumps(line) + "\n").encode())
+
     def process(self, element):
         slot, item = element
         start = time.perf_counter()
         try:
             made, file_problems = self._make(item)
-        except video.MediaError as e:
+        except MediaError as e:
             made, file_problems = [], []
             failure = (e.reason, e.detail)
         except Exception as e:  # an unexpected failure on one item must not sink the build
@@ -116,62 +121,29 @@ class MakeRecords(ProgressDoFn):
         finally:
             self.decode_ms.update(int((time.perf_counter() - start) * 1000))
             self.mark_done()
-        for problem in file_problems:
-            self.bad_files.inc()
-            yield beam.pvalue.TaggedOutput(self.FAILED, problem)
+        self.bad_files.inc(len(file_problems))
         if failure:
             self.failed.inc()
             Metrics.counter("actionflow", f"quarantined_{failure[0]}").inc()
-            yield beam.pvalue.TaggedOutput(self.FAILED, _problem_dict(item, "decode", *failure))
+            self._log_failure({"split": item.split, "slot": slot,
+                               "problem": problem_dict(item, "decode", *failure),
+                               "file_problems": file_problems})
             return
         self.ok.inc()
         for part, (video_id, label, label_text, num_frames, record) in enumerate(made):
             self.records.inc()
             self.frames.inc(num_frames)
-            yield Encoded(item.split, slot, video_id, label, label_text, num_frames, record, part)
+            yield Encoded(item.split, slot, video_id, label, label_text, num_frames, record, part,
+                          tuple(file_problems) if part == 0 else ())
 
-    def _make(self, item: sources_base.Item):
+    def _make(self, item: Item):
         """([(video_id, label, label_text, num_frames, record)], [file problem dicts])."""
         return make_item_records(item, self.settings)
 
 
-def make_item_records(item: sources_base.Item, s: BuildSettings):
-    """One item's records as the build writes them (``MakeRecords`` on a worker, and
-    ``trainers.predict`` on a raw input): ``([(video_id, label, label_text, num_frames,
-    record)], [file problem dicts])``; raises ``video.MediaError`` for an unusable item."""
-    if item.kind == "keypoints":
-        from pipeline import keypoints
-        records, problems = keypoints.make_keypoint_records(item, s.keypoints)
-        return [(r.video_id, r.label, r.label_text, r.num_frames, r.record)
-                for r in records], problems
-    if item.kind == "video":
-        clip = video.decode_video(item.path, s.sampling, s.frame, s.truncation_tolerance)
-    elif item.kind == "frames":
-        from pipeline import frames
-        clip = frames.decode_frame_folder(item, s.sampling, s.frame, s.source_fps)
-    elif item.kind == "image":
-        from pipeline import frames
-        clip = frames.decode_image(item.path, s.frame)
-    else:
-        raise ValueError(f"unknown item kind {item.kind!r}")
-    record = clip_record(item, clip, s.frame)
-    return [(item.video_id, item.label, item.label_text, len(clip.frames), record)], []
-
-
-def clip_record(item: sources_base.Item, clip: video.Clip, frame: video.FrameSpec) -> bytes:
-    """The serialised record of one decoded clip of ``item``."""
-    return schema.encode_clip(
-        clip.frames, label=item.label, label_text=item.label_text,
-        video_id=item.video_id, image_format=frame.image_format,
-        height=clip.height, width=clip.width, fps=clip.fps,
-        timestamps_us=clip.timestamps_us, source_indices=clip.source_indices,
-        source_num_frames=clip.source_num_frames, short_policy=clip.short_policy,
-        extra_context={schema.CLIP_NUM_FILLED: clip.num_filled} if clip.num_filled else None)
-
-
-def _problem_dict(item: sources_base.Item, stage: str, reason: str, detail: str) -> dict:
-    return {"path": item.path, "video_id": item.video_id, "split": item.split,
-            "stage": stage, "reason": reason, "detail": detail}
+def _unbuffered(path: str):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return open(path, "ab", buffering=0)
 
 
 class WriteParts(beam.DoFn):
@@ -180,38 +152,85 @@ class WriteParts(beam.DoFn):
     Record bytes are written where they are made and never shuffled: only the
     small per-part rows travel to ``ConcatShards``. (A GroupByKey of the records
     themselves would, on the local runner, pass every byte through the driver.)
+    A row lists each record's slot, part, offset and length; once a part is closed,
+    ``<part>.json`` beside it says it is whole and what it holds (its row, its records'
+    labels and frame counts, its items' bad files), for a build resumed after a stop.
+    A local runner's bundle can hold half the dataset, so a part is also closed (and a
+    new one begun) once it has been open for ``ROTATE_FRACTION`` of the bundle's time so
+    far (at least ``ROTATE_MIN_S``) or holds ``ROTATE_BYTES``: a stop loses at most that
+    share of the work, and a long bundle makes few parts.
     """
+
+    ROTATE_MIN_S = 2.0
+    ROTATE_FRACTION = 0.05
+    ROTATE_BYTES = 256 * 2 ** 20
 
     def __init__(self, directory: str, shard_counts: dict[str, int]):
         self.directory = directory
         self.shard_counts = dict(shard_counts)
 
     def start_bundle(self):
-        self._parts = {}    # (split, shard) -> [file, path, records, bytes]
+        self._parts = {}    # (split, shard) -> _Part
+        self._started = time.monotonic()
 
     def process(self, r: Encoded):
         key = (r.split, r.slot % self.shard_counts[r.split])
         part = self._parts.get(key)
         if part is None:
-            path = FileSystems.join(self.directory, PARTS_DIR,
+            path = FileSystems.join(self.directory, partial.PARTS_DIR,
                                     f"{key[0]}-{key[1]:05d}-{uuid.uuid4().hex}.part")
-            part = self._parts[key] = [FileSystems.create(path), path, 0, 0]
+            part = self._parts[key] = _Part(FileSystems.create(path), path)
         framed = schema.frame_record(r.record)
-        part[0].write(framed)
-        part[2] += 1
-        part[3] += len(framed)
+        part.index.append([r.slot, r.part, part.size, len(framed)])
+        part.records.append({"slot": r.slot, "part": r.part, "video_id": r.video_id,
+                             "label": r.label, "label_text": r.label_text,
+                             "num_frames": r.num_frames})
+        part.problems.extend(r.problems)
+        part.file.write(framed)
+        part.size += len(framed)
+        now = time.monotonic()
+        if part.size >= self.ROTATE_BYTES or now - part.opened >= max(
+                self.ROTATE_MIN_S, self.ROTATE_FRACTION * (now - self._started)):
+            yield self._close(key, self._parts.pop(key))
 
     def finish_bundle(self):
         from apache_beam.transforms.window import GlobalWindows
-        for key, (f, path, count, size) in self._parts.items():
-            f.close()
-            yield GlobalWindows.windowed_value(
-                (key, {"path": path, "num_examples": count, "num_bytes": size}))
+        for key, part in self._parts.items():
+            yield GlobalWindows.windowed_value(self._close(key, part))
         self._parts = {}
+
+    @staticmethod
+    def _close(key: tuple[str, int], part: "_Part"):
+        """Closes a part and writes its ``.json``; returns its (key, row) for the shard."""
+        part.file.close()
+        row = {"path": part.path, "num_examples": len(part.index),
+               "num_bytes": part.size, "index": part.index}
+        info = partial.part_info_path(part.path)
+        with FileSystems.create(info + ".tmp") as f:
+            f.write(json.dumps({"split": key[0], "shard": key[1], "row": row,
+                                "records": part.records,
+                                "problems": part.problems}).encode())
+        FileSystems.rename([info + ".tmp"], [info])
+        return key, row
+
+
+class _Part:
+    """One open part file of a bundle."""
+
+    def __init__(self, file, path: str):
+        self.file, self.path = file, path
+        self.opened = time.monotonic()
+        self.size = 0
+        self.index: list[list[int]] = []      # [slot, part, offset, length] per record
+        self.records: list[dict] = []
+        self.problems: list[dict] = []
 
 
 class ConcatShards(beam.DoFn):
-    """Concatenates one shard's part files (TFRecord framing allows it) into the shard file."""
+    """Writes one shard from its part files (TFRecord framing allows plain concatenation),
+    its records in slot order whichever part and bundle they came from."""
+
+    MAX_OPEN = 64
 
     def __init__(self, directory: str, shard_counts: dict[str, int]):
         self.directory = directory
@@ -219,65 +238,89 @@ class ConcatShards(beam.DoFn):
 
     def process(self, element):
         (split, index), parts = element
-        parts = sorted(parts, key=lambda part: part["path"])
+        parts = list(parts)
+        order = sorted((slot, part_no, offset, length, row["path"])
+                       for row in parts for slot, part_no, offset, length in row["index"])
         name = schema.shard_name(split, index, self.shard_counts[split])
-        with FileSystems.create(FileSystems.join(self.directory, name)) as out:
-            for part in parts:
-                with FileSystems.open(part["path"]) as f:
-                    while chunk := f.read(1 << 22):
-                        out.write(chunk)
-        FileSystems.delete([part["path"] for part in parts])
-        yield {"split": split, "name": name, "index": index,
-               "num_examples": sum(part["num_examples"] for part in parts),
-               "num_bytes": sum(part["num_bytes"] for part in parts)}
+        handles: dict[str, object] = {}
+        try:
+            with FileSystems.create(FileSystems.join(self.directory, name)) as out:
+                for _, _, offset, length, path in order:
+                    f = handles.get(path)
+                    if f is None:
+                        if len(handles) >= self.MAX_OPEN:
+                            handles.pop(next(iter(handles))).close()
+                        f = handles[path] = FileSystems.open(path)
+                    f.seek(offset)
+                    out.write(f.read(length))
+        finally:
+            for f in handles.values():
+                f.close()
+        paths = [row["path"] for row in parts]
+        FileSystems.delete(paths)      # their .json stay for the driver's counts
+        yield {"split": split, "name": name, "index": index, "num_examples": len(order),
+               "num_bytes": sum(row["num_bytes"] for row in parts), "parts": paths}
 
 
-def _sum_tuples(tuples):
-    """Element-wise sum of equal-length tuples (a CombineFn callable)."""
-    total = None
-    for t in tuples:
-        total = list(t) if total is None else [a + b for a, b in zip(total, t)]
-    return tuple(total)
+def _item_files(listing_dir: str):
+    """The files of listed items a build's ``_listing`` folder holds."""
+    return files.match(files.join(listing_dir, "items-*.jsonl"))
+
+
+def _read_items(path: str):
+    """(slot, Item) of every line of one listing file."""
+    for line in files.read_text(path).splitlines():
+        row = json.loads(line)
+        yield row["slot"], Item.from_json_dict(row["item"])
+
+
+def _read_rows(path: str):
+    """The JSON rows of one file (none when it is missing)."""
+    if files.exists(path):
+        yield from (json.loads(line) for line in files.read_text(path).splitlines() if line)
+
+
+class ReadRows(beam.PTransform):
+    """The JSON rows of one file of the build's ``_listing`` folder, read by a worker."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Path" >> beam.Create([self.path], reshuffle=False)
+                | "Read" >> beam.FlatMap(_read_rows))
 
 
 class WriteSplits(beam.PTransform):
     """Writes every split's records into ``shard_counts[split]`` TFRecord shards.
 
-    A record goes to shard ``slot % count``: membership depends only on the
-    listing, not on the runner; order within a shard follows processing order.
-    Emits one dict per written shard (a shard that got no record is not written).
+    A record goes to shard ``slot % count``, and each shard holds its records in slot
+    order: both depend only on the listing, not on the runner or the workers.
+    ``finished_parts`` (a PCollection, when given) holds ((split, shard), row) of parts a
+    stopped build finished, concatenated with the new ones. Emits one dict per written
+    shard (a shard that got no record is not written).
     """
 
-    def __init__(self, directory: str, shard_counts: dict[str, int]):
+    def __init__(self, directory: str, shard_counts: dict[str, int], finished_parts=None):
         super().__init__()
         self.directory = directory
         self.shard_counts = dict(shard_counts)
+        self.finished_parts = finished_parts
 
     def expand(self, records):
-        return (records
-                | "WriteParts" >> beam.ParDo(WriteParts(self.directory, self.shard_counts))
+        parts = records | "WriteParts" >> beam.ParDo(WriteParts(self.directory,
+                                                                self.shard_counts))
+        if self.finished_parts is not None:
+            parts = (parts, self.finished_parts) | "AllParts" >> beam.Flatten()
+        return (parts
                 | "GroupParts" >> beam.GroupByKey()
                 | "ConcatShards" >> beam.ParDo(ConcatShards(self.directory, self.shard_counts)))
 
 
-class CountPerClass(beam.PTransform):
-    """Per (split, class) counts of records, source items and frames; class None = unlabelled."""
-
-    def expand(self, records):
-        return (records
-                | "KeyByClass" >> beam.Map(lambda r: (
-                    (r.split, r.label_text if r.label != schema.UNLABELLED else None),
-                    (1, int(r.part == 0), r.num_frames)))
-                | "SumPerClass" >> beam.CombinePerKey(_sum_tuples)
-                | "StatsToDict" >> beam.Map(lambda kv: {
-                    "split": kv[0][0], "class": kv[0][1], "num_examples": kv[1][0],
-                    "num_items": kv[1][1], "num_frames": kv[1][2]}))
-
-
 def _write_jsonl(pcoll, label: str, prefix: str):
-    return (pcoll
-            | f"{label}ToJson" >> beam.Map(json.dumps, sort_keys=True)
-            | f"Write{label}" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl"))
+    return pcoll | f"Write{label}" >> WriteJsonLines(prefix)
 
 
 def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3) -> float:
@@ -305,19 +348,19 @@ def shard_counts_for(selected, settings: BuildSettings, requested: int) -> dict[
             for split, n in per_split.items()}
 
 
-def build_graph(p, selected, listing_problems: list[dict], settings: BuildSettings,
-                work_dir: str, shard_counts: dict[str, int], progress_dir: str | None):
-    """Adds the build to pipeline ``p``; side files land in ``work_dir``."""
-    made = (p
-            | "ListedItems" >> beam.Create(selected, reshuffle=False)
-            | "Reshuffle" >> beam.Reshuffle()
-            | "MakeRecords" >> beam.ParDo(MakeRecords(settings, progress_dir)).with_outputs(
-                MakeRecords.FAILED, main="ok"))
-    records = made.ok
-    shards = records | "WriteSplits" >> WriteSplits(work_dir, shard_counts)
-    stats = records | "Stats" >> CountPerClass()
-    problems = p | "ListingProblems" >> beam.Create(listing_problems, reshuffle=False)
-    errors = (made[MakeRecords.FAILED], problems) | "Errors" >> beam.Flatten()
-    _write_jsonl(shards, "ShardList", FileSystems.join(work_dir, "_shards"))
-    _write_jsonl(stats, "Stats", FileSystems.join(work_dir, "_stats"))
-    _write_jsonl(errors, "Errors", FileSystems.join(work_dir, "_errors"))
+def build_graph(p, listing_dir: str, settings: BuildSettings, work_dir: str,
+                shard_counts: dict[str, int], progress_dir: str | None):
+    """Adds the build to pipeline ``p``: the items and a stopped build's finished parts come
+    from the files in ``listing_dir`` (``partial.write_listing``); part files, their
+    ``.json``, failed items' logs and the shard list land in ``work_dir``, from which the
+    driver counts and writes the rest (``pipeline.finalise``)."""
+    records = (p
+               | "Listing" >> beam.Create([listing_dir], reshuffle=False)
+               | "ItemFiles" >> beam.FlatMap(_item_files)
+               | "SpreadFiles" >> beam.Reshuffle()
+               | "ReadItems" >> beam.FlatMap(_read_items)
+               | "MakeRecords" >> beam.ParDo(MakeRecords(settings, progress_dir, work_dir)))
+    finished_parts = (p | "FinishedParts" >> ReadRows(files.join(listing_dir, "parts.jsonl"))
+                      | "KeyParts" >> beam.Map(lambda r: ((r[0], r[1]), r[2])))
+    shards = records | "WriteSplits" >> WriteSplits(work_dir, shard_counts, finished_parts)
+    _write_jsonl(shards, "ShardList", FileSystems.join(work_dir, SHARDS_PREFIX))

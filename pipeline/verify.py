@@ -162,4 +162,4 @@ def main(argv):
 
 if __name__ == "__main__":
     app.run(lambda argv: sys.exit(main(argv)),
-            flags_parser=lambda argv: cli.parse_strict(argv, __name__))
+            flags_parser=lambda argv: cli.parse(flags.FLAGS, argv, __name__))

@@ -5,7 +5,7 @@ checked for ``arg`` None and "runlocal": a locked ConfigDict with exactly the se
 of ``configs.common``, valid enum values, a docstring giving the build and train commands, a
 build command (parsed with ``pipeline.build``'s own flags) that writes ``data.build_dir`` with
 the splits the config reads, and a model that builds (weights None: no download) with the
-input shape ``trainers.train`` would give it.
+input shape ``trainers.data`` would give it.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ import pytest
 
 from configs import common
 from tfrecords import reader
-from trainers import models, train
+from trainers import data, models, train
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
-NOT_CONFIGS = ("__init__.py", "common.py", "ucf101_action_groups.py")   # data, not experiments
+NOT_CONFIGS = ("__init__.py", "common.py")   # the package and the shared helpers
 CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.name not in NOT_CONFIGS)
 ARGS = (None, "runlocal")
 
@@ -53,7 +53,8 @@ def commands(doc: str, program: str) -> list[list[str]]:
 def planned_build(argv: list[str]) -> dict:
     """What ``python -m pipeline.build ARGV`` would write: directory, splits, keypoint features."""
     from absl import flags
-    from pipeline import build, keypoints
+    from pipeline import build
+    from pipeline.media import keypoints
     FLAGS = flags.FLAGS
     try:
         rest = build.parse_flags(["pipeline.build", *argv])
@@ -96,7 +97,7 @@ def build_for(name: str, config) -> dict:
 
 
 def input_shape(config, features: int | None) -> tuple:
-    """As trainers.train.input_shape, from the config (and the build's feature count) alone."""
+    """As trainers.data.input_shape, from the config (and the build's feature count) alone."""
     d = config.data
     if d.modality == "keypoints":
         return (d.window, features)
@@ -133,7 +134,7 @@ def test_config_values_are_valid(name, arg):
     config = load(name, arg)
     d, t = config.data, config.train
     assert config.model_name in models.available()
-    assert d.modality == train.MODALITY_OF_FAMILY[config.model_name]
+    assert d.modality == models.modality(config.model_name)
     assert d.sampling in reader.SAMPLINGS
     assert d.short in reader.SHORT_POLICIES + ("error",)
     assert d.crop in reader.CROPS
@@ -183,7 +184,7 @@ def test_model_builds(name, arg):
                                num_classes=classes)
     assert tuple(model.input_shape) == (None,) + shape
     if config.data.modality == "keypoints":
-        binary = train._binary_frame_output(config, {"classes": [""] * classes})
+        binary = data.binary_frame_output(config, {"classes": [""] * classes})
         assert tuple(model.output_shape) == (None, shape[0], 1 if binary else classes)
     else:
         assert tuple(model.output_shape) == (None, classes)

@@ -78,13 +78,13 @@ def test_demo_builds_trains_and_reaches_90_percent(tmp_path):
                    "--quantize", "int8")
     assert e.returncode == 0, e.stderr[-3000:]
     from tfrecords import reader
-    from trainers import export
-    tflite = export.TFLiteModel(str(run / "export" / "tflite_int8"))
+    from trainers import tflite
+    int8 = tflite.TFLiteModel(str(run / "export" / "tflite_int8"))
     ds = reader.make_dataset(str(build_dir), "test", training=False, batch_size=1, num_frames=8,
                              sampling="uniform", resize_shorter=32, crop_size=32, crop="center",
                              with_metadata=True)
     by_id = {row["video_id"]: row["predicted_label"] for row in rows}
-    agree = [info["classes"][int(np.argmax(tflite(video.numpy())[0]))]
+    agree = [info["classes"][int(np.argmax(int8(video.numpy())[0]))]
              == by_id[meta["video_id"].numpy()[0].decode()] for video, _, meta in ds]
     assert len(agree) == 5 * n_test and np.mean(agree) >= 0.95, np.mean(agree)
 

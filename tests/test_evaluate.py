@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from conftest import run_module
-from configs import common, ucf101_action_groups
+from configs import common
+from pipeline.sources import ucf101
 from tfrecords import schema
-from trainers import evaluate, workdir
+from trainers import evaluate, report, workdir
 
 CLASSES6 = ("Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot")
 
@@ -68,13 +69,15 @@ def red_frames(reds, height=8, width=8, right=None):
     return frames
 
 
-def write_build(directory, classes, splits: dict, *, dataset="ucf101", modality="video"):
-    """A build of PNG clips: splits = {split: [(video_id, label, frames), ...]}, one shard."""
+def write_build(directory, classes, splits: dict, *, dataset="ucf101", modality="video",
+                **extra_info):
+    """A build of PNG clips: splits = {split: [(video_id, label, frames), ...]}, one shard.
+    Without ``class_groups`` in ``extra_info``: a build made before builds recorded them."""
     import tensorflow as tf
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     info = {"dataset": dataset, "modality": modality, "classes": list(classes),
-            "num_classes": len(classes), "image_format": "png", "splits": {}}
+            "num_classes": len(classes), "image_format": "png", "splits": {}, **extra_info}
     for split, videos in splits.items():
         name = schema.shard_name(split, 0, 1)
         with tf.io.TFRecordWriter(str(directory / name)) as w:
@@ -159,7 +162,8 @@ def test_known_model_gives_known_metrics_and_report(known, tmp_path):
     assert json.loads((out / "metrics.json").read_text()) == result
     assert result["split"] == "test" and result["num_test_clips"] == 1
     assert result["checkpoint"] == str(known.run / "checkpoints" / "best.keras")
-    assert "action_groups" not in result          # ucf101 build, but not UCF101's classes
+    # an older ucf101 build (no class_groups), but not of UCF101's classes
+    assert "action_groups" not in result
 
     # precision = diagonal / column sum, recall = diagonal / row sum, F1 their harmonic mean
     per_class = read_csv(out / "per_class.csv")
@@ -293,14 +297,20 @@ def test_unlabelled_split_gives_predictions_and_counts_only(known, tmp_path):
                                                        ("u1", "", "Alpha", "")]
 
 
-def test_ucf101_action_groups(tmp_path):
-    classes = [c for g in ucf101_action_groups.GROUPS.values() for c in g]
+@pytest.mark.parametrize("recorded", [True, False], ids=["class_groups", "older_build"])
+def test_ucf101_action_groups(tmp_path, monkeypatch, recorded):
+    classes = [c for g in ucf101.ACTION_GROUPS.values() for c in g]
     classes = sorted(classes, key=str.lower)
     classes[classes.index("HandstandPushups")] = "HandStandPushups"    # as in the video names
     wrong = {"ApplyEyeMakeup": 1, "Drumming": 2, "Archery": 5}         # painted as another class
     videos = [(c, i, red_frames([2 * (i + wrong.get(c, 0))] * 2, 4, 4))
               for i, c in enumerate(classes)]
-    build = write_build(tmp_path / "build", classes, {"test": videos, "train": videos[:1]})
+    # The build records its groups; one made before builds did gets UCF101's own.
+    extra = {"class_groups": ucf101.class_groups(classes)} if recorded else {}
+    build = write_build(tmp_path / "build", classes, {"test": videos, "train": videos[:1]},
+                        **extra)
+    if recorded:
+        monkeypatch.setattr(ucf101, "class_groups", lambda names: pytest.fail("not read"))
     run = write_run(tmp_path / "run", build, code_model(101, (1, 4, 4, 3)), num_frames=1,
                     sampling="uniform", crop_size=4, crop="center")
     out = tmp_path / "eval"
@@ -402,12 +412,12 @@ def test_mistakes_exit_2_with_one_line(known, mistakes, capsys, args, message):
 # The entry point on a trained run.
 # --------------------------------------------------------------------------
 def test_reader_matches_the_trainers_validation_input(tiny_video_run):
-    from trainers import train
+    from trainers import data
     run = workdir.open_run(str(tiny_video_run))
     plan = evaluate.plan_evaluation(run, split="test", batch_size=run.config.train.batch_size)
     ours = [(v.numpy(), y.numpy()) for v, y, _ in evaluate.make_eval_dataset(plan)]
-    theirs = [(v.numpy(), y.numpy()) for v, y in train.make_input(plan.config, plan.info,
-                                                                  training=False)]
+    theirs = [(v.numpy(), y.numpy()) for v, y in data.make_input(plan.config, plan.info,
+                                                                 training=False)]
     assert len(ours) == len(theirs) == 3
     for (v1, y1), (v2, y2) in zip(ours, theirs):
         np.testing.assert_array_equal(v1, v2)
@@ -424,7 +434,7 @@ def test_command_line_on_a_trained_run(tiny_video_run, tmp_path):
     out = work / "eval" / "test"
     assert f"[evaluate] plots: {out / 'confusion_matrix.png'}" in r.stdout
     assert str(out / "classification_report.txt") in r.stdout
-    for name in evaluate.REPORT_FILES:
+    for name in report.REPORT_FILES:
         assert (out / name).stat().st_size > 0, name
     result = json.loads((out / "metrics.json").read_text())
     trained = json.loads((work / "result.json").read_text())

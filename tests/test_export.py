@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import run_module
-from trainers import export, workdir
+from trainers import export, saved_model, tflite, workdir
 
 # Largest |probability difference| allowed against Keras, per export. SavedModel and TFLite
 # float32 run the same float32 arithmetic (kernels and summation order differ: ~1e-7);
@@ -47,9 +47,9 @@ def assert_parity(reference, probs, kind):
 
 def _eval_inputs(run):
     """The evaluation split as the trainer reads it: (inputs, labels) as numpy."""
-    from trainers import train
+    from trainers import data
     xs, ys = [], []
-    for x, y in train.make_input(run.config, run.info, training=False):
+    for x, y in data.make_input(run.config, run.info, training=False):
         xs.append(x.numpy())
         ys.append(y.numpy())
     return np.concatenate(xs), np.concatenate(ys)
@@ -93,7 +93,7 @@ def test_saved_model_cli_export_matches_keras(tiny_video_run, reference, tmp_pat
     assert_parity(probs, got, "saved_model")
     one = serve(inputs=tf.constant(x[:1]))["probabilities"].numpy()      # any batch size
     np.testing.assert_allclose(one, probs[:1], atol=ATOL["saved_model"])
-    np.testing.assert_allclose(export.run_saved_model(str(out), x), got, atol=1e-6)
+    np.testing.assert_allclose(saved_model.run_saved_model(str(out), x), got, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["sm"]        # no temporary left behind
 
     assert json.loads((out / "classes.json").read_text()) == list(run.classes)
@@ -121,7 +121,7 @@ def test_saved_model_cli_export_matches_keras(tiny_video_run, reference, tmp_pat
 def test_tflite_matches_keras_on_the_test_split(exports, reference, quantize):
     run, x, _, probs = reference
     info = exports[quantize]
-    got = export.run_tflite(info["path"], x)
+    got = tflite.run_tflite(info["path"], x)
     assert got.dtype == np.float32 and got.shape == probs.shape
     diff, agree = assert_parity(probs, got, quantize)
     print(f"tiny run, TFLite {quantize}: max |dp| {diff:.3g}, top-1 agreement {agree:.2f}")
@@ -157,15 +157,15 @@ def test_float_tflite_sizes(exports):
 
 def test_dequantize_and_quantize_input():
     q = np.array([-128, -64, 0, 127], np.int8)
-    np.testing.assert_array_equal(export.dequantize(q, (1 / 256, -128)),
+    np.testing.assert_array_equal(tflite.dequantize(q, (1 / 256, -128)),
                                   np.array([0, 64, 128, 255], np.float32) / 256)
-    np.testing.assert_array_equal(export.dequantize(q, {"scale": 0.5, "zero_point": 0}),
+    np.testing.assert_array_equal(tflite.dequantize(q, {"scale": 0.5, "zero_point": 0}),
                                   np.array([-64, -32, 0, 63.5], np.float32))
-    np.testing.assert_array_equal(export.dequantize(q, None), q.astype(np.float32))
+    np.testing.assert_array_equal(tflite.dequantize(q, None), q.astype(np.float32))
     pixels = np.array([0, 17, 255], np.uint8)
-    assert export.quantize_input(pixels, (1.0, 0), np.uint8).tolist() == [0, 17, 255]
+    assert tflite.quantize_input(pixels, (1.0, 0), np.uint8).tolist() == [0, 17, 255]
     floats = np.array([-1.0, 0.0, 0.26, 5.0], np.float32)
-    assert export.quantize_input(floats, (0.01, -28), np.int8).tolist() == [-128, -28, -2, 127]
+    assert tflite.quantize_input(floats, (0.01, -28), np.int8).tolist() == [-128, -28, -2, 127]
 
 
 def test_export_refuses_what_it_should(tiny_video_run, tmp_path):
@@ -240,7 +240,7 @@ def test_int8_export_of_a_model_trained_on_real_videos(soccer_run, tmp_path):
     assert info["input"]["shape"] == [1, 6, 32, 32, 3]
     assert info["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
     assert info["calibration"]["examples"] == 14
-    got = export.run_tflite(info["path"], x)
+    got = tflite.run_tflite(info["path"], x)
     diff, agree = assert_parity(probs, got, "int8")
     print(f"soccer run, TFLite int8: max |dp| {diff:.3g}, top-1 agreement {agree:.2f} on "
           f"{len(x)} clips")
@@ -256,13 +256,13 @@ def test_keypoint_lstm_converts_to_int8_with_an_int8_input(tmp_path):
                                input_shape=(12, 6), num_classes=3)
     rng = np.random.default_rng(0)
     windows = rng.random((10, 12, 6), dtype=np.float32)
-    info = export.convert_tflite(model, str(tmp_path / "k.tflite"), "int8", modality="keypoints",
+    info = tflite.convert_tflite(model, str(tmp_path / "k.tflite"), "int8", modality="keypoints",
                                  representative=list(windows[:8]))
     assert info["input"]["dtype"] == "int8" and info["input"]["quantization"]["scale"] > 0
     assert info["output"]["dtype"] == "int8" and info["output"]["shape"] == [1, 12, 3]
     assert not {"WHILE", "READ_VARIABLE", "CAST", "DEQUANTIZE"} & set(info["operators"])
     reference = model.predict(windows, verbose=0)
-    got = export.run_tflite(str(tmp_path / "k.tflite"), windows)
+    got = tflite.run_tflite(str(tmp_path / "k.tflite"), windows)
     assert got.shape == reference.shape
     assert np.abs(got - reference).max() <= ATOL["int8"]
 
@@ -271,16 +271,17 @@ def test_a_model_without_builtin_kernels_is_refused_with_the_reason(tmp_path):
     from trainers import models
     model = models.build_model("conv3d", dict(filters=(4,), dense_units=(8,)),
                                input_shape=(4, 16, 16, 3), num_classes=2)
-    with pytest.raises(export.ExportError, match="no builtin TFLite kernel for TensorFlow "
-                                                 "operator.*MaxPool3D.*--select_tf_ops"):
-        export.convert_tflite(model, str(tmp_path / "c.tflite"), "none", modality="video")
+    # the conversion's own error (trainers.export turns it into ExportError: one line, exit 2)
+    with pytest.raises(tflite.ConversionError, match="no builtin TFLite kernel for TensorFlow "
+                                                     "operator.*MaxPool3D.*--select_tf_ops"):
+        tflite.convert_tflite(model, str(tmp_path / "c.tflite"), "none", modality="video")
     assert not (tmp_path / "c.tflite").exists()
     # allowed TensorFlow operators, it converts and runs (with the Flex delegate)
-    info = export.convert_tflite(model, str(tmp_path / "c.tflite"), "none", modality="video",
+    info = tflite.convert_tflite(model, str(tmp_path / "c.tflite"), "none", modality="video",
                                  select_tf_ops=True)
     assert "FlexMaxPool3D" in info["operators"] and "CONV_3D" in info["operators"]
     clips = np.random.default_rng(1).integers(0, 256, (3, 4, 16, 16, 3), dtype=np.uint8)
-    np.testing.assert_allclose(export.run_tflite(str(tmp_path / "c.tflite"), clips),
+    np.testing.assert_allclose(tflite.run_tflite(str(tmp_path / "c.tflite"), clips),
                                model.predict(clips, verbose=0), atol=ATOL["none"])
 
 
@@ -293,14 +294,14 @@ def test_mixed_precision_models_are_exported_in_float32(tmp_path):
                                    input_shape=(4, 16, 16, 3), num_classes=3)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert export._mixed(model)
-    twin = export.rebuilt(model, unroll=True)
-    assert not export._mixed(twin)
+    assert saved_model.mixed(model)
+    twin = saved_model.rebuilt(model, unroll=True)
+    assert not saved_model.mixed(twin)
     assert twin.get_layer("rnn").unroll and not model.get_layer("rnn").unroll
     clips = np.random.default_rng(2).integers(0, 256, (3, 4, 16, 16, 3), dtype=np.uint8)
     reference = model.predict(clips, verbose=0)
-    export.convert_tflite(model, str(tmp_path / "m.tflite"), "none", modality="video")
-    got = export.run_tflite(str(tmp_path / "m.tflite"), clips)
+    tflite.convert_tflite(model, str(tmp_path / "m.tflite"), "none", modality="video")
+    got = tflite.run_tflite(str(tmp_path / "m.tflite"), clips)
     # float16 arithmetic in Keras against float32 in TFLite: 11-bit mantissas
     np.testing.assert_allclose(got, reference, atol=5e-3)
     np.testing.assert_allclose(got, twin.predict(clips, verbose=0), atol=ATOL["none"])

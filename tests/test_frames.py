@@ -5,9 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import frames
-from pipeline.sources.base import Item
-from pipeline.video import FrameSpec, MediaError, SamplingSpec
+from pipeline.media import frames
+from pipeline.media.encode import FrameSpec
+from pipeline.media.items import Item, MediaError
+from pipeline.media.sampling import SamplingSpec
 
 RAW = FrameSpec(image_format="raw")
 

@@ -167,20 +167,23 @@ def test_install_requires_pins():
     assert flask.contains("3.1.3") and not flask.contains("4.0.0") and not flask.contains("2.3.3")
 
 
-def test_extras_test_and_gpu():
+def test_extras_test_gpu_and_dask():
     extras = {}
     for r in _requirements():
         if r.marker is not None:
-            for extra in ("test", "gpu"):
+            for extra in ("test", "gpu", "dask"):
                 if r.marker.evaluate({"extra": extra}):
                     extras.setdefault(extra, []).append(r)
-    assert set(extras) == {"test", "gpu"}
-    assert sorted(r.name for r in extras["test"]) == ["av", "boto3", "moto", "pytest",
+    assert set(extras) == {"test", "gpu", "dask"}
+    assert sorted(r.name for r in extras["test"]) == ["av", "boto3", "dask", "moto", "pytest",
                                                          "selenium"]
     (gpu,) = extras["gpu"]
     assert (gpu.name, gpu.extras, str(gpu.specifier)) == ("tensorflow", {"and-cuda"}, "==2.17.1")
+    (dask,) = extras["dask"]                # the test extra includes it, so CI runs Dask
+    assert (dask.name, dask.extras) == ("dask", {"distributed"})
+    assert dask.specifier.contains("2024.4.2") and not dask.specifier.contains("2024.4.1")
     assert set(importlib.metadata.metadata("actionflow").get_all("Provides-Extra")) == \
-        {"test", "gpu"}
+        {"test", "gpu", "dask"}
 
 
 def test_ci_runs_exactly_the_readme_test_command():

@@ -229,6 +229,26 @@ def test_mistakes_raise_run_errors(binary_run, multiclass_run, tmp_path):
     assert not (tmp_path / "metrics.json").exists()
 
 
+def test_a_damaged_shard_is_refused_in_one_line_before_reading(tmp_path):
+    """The split's shards are checked first (framing and CRCs); a damaged one is named with
+    its byte offset, and nothing is written."""
+    build = _build(tmp_path / "build", ("none", "kick"))
+    shard = build / schema.shard_name("test", 0, 1)
+    data = bytearray(shard.read_bytes())
+    second = len(schema.frame_record(_sequence(X_A, LABELS_A, 4.0, "a")))
+    data[second + 20] ^= 0xFF                       # inside the second record's bytes
+    shard.write_bytes(bytes(data))
+    run = _run(tmp_path / "run", build)
+    out = tmp_path / "eval"
+    with pytest.raises(RunError) as error:
+        keypoint_eval.evaluate_keypoints(run, _x_model(1, [4.0], [-2.0]), out_dir=str(out))
+    assert str(error.value) == (
+        f"damaged shard {shard} at byte {second} (record 1): data CRC mismatch (the record's "
+        "bytes are damaged); the evaluation did not start. Check the whole build with: "
+        f"python -m pipeline.verify {build}")
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------
 # A trained model on real OpenPose output.
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for pipeline.keypoints on generated OpenPose JSON and on the real soccer kicks."""
+"""Tests for pipeline.media.keypoints on generated OpenPose JSON and on the real soccer kicks."""
 from __future__ import annotations
 
 import csv
@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import keypoints as kp
+from pipeline.media import keypoints as kp
 from pipeline.sources import openpose
-from pipeline.sources.base import Item, SourceOptions
-from pipeline.video import MediaError
+from pipeline.media.items import Item, MediaError
+from pipeline.sources.base import SourceOptions
 from tfrecords import schema
 
 

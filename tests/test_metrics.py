@@ -1,4 +1,4 @@
-"""trainers.metrics against values worked out by hand; the confusion plot; the UCF101 groups."""
+"""trainers.metrics against values worked out by hand; the confusion plot; action groups."""
 from __future__ import annotations
 
 import re
@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from configs import ucf101_action_groups
-from trainers import evaluate, metrics
+from pipeline.sources import ucf101
+from trainers import metrics, report
 
 # 6 examples, 3 classes. Rows true, columns predicted:
 #   [[1, 1, 0],      class 0: 2 examples, 1 right
@@ -137,12 +137,12 @@ def test_confusion_matrix_png_for_5_classes(tmp_path):
     cm = metrics.confusion_matrix(y, pred, num_classes)
     names = [f"Class{i:03d}" for i in range(num_classes)]
     path = tmp_path / "cm.png"
-    evaluate.plot_confusion_matrix(cm, names, str(path), "title")
+    report.plot_confusion_matrix(cm, names, str(path), "title")
     check_confusion_png(path, num_classes)
 
 
 def test_ucf101_groups_map_every_class_once_with_the_papers_sizes():
-    groups = ucf101_action_groups.GROUPS
+    groups = ucf101.ACTION_GROUPS
     assert {g: len(c) for g, c in groups.items()} == {
         "Human-Object Interaction": 20, "Body-Motion Only": 16, "Human-Human Interaction": 5,
         "Playing Musical Instruments": 10, "Sports": 50}
@@ -155,9 +155,26 @@ def test_ucf101_groups_map_every_class_once_with_the_papers_sizes():
     for name in ("ApplyEyeMakeup", "YoYo", "HandstandPushups", "WalkingWithDog", "SalsaSpin",
                  "Skijet", "Billiards", "Mixing", "Basketball", "TaiChi", "Nunchucks"):
         assert name in names
-    assert ucf101_action_groups.group_of("HandStandPushups") == "Body-Motion Only"
-    assert ucf101_action_groups.group_of("playingdaf") == "Playing Musical Instruments"
-    assert ucf101_action_groups.group_of("SwipeLeft") is None
-    assert evaluate.ucf101_groups(["SwipeLeft", "Archery"]) is None
-    assert evaluate.ucf101_groups(["archery", "Haircut"]) == {0: "Sports",
-                                                               1: "Human-Human Interaction"}
+    assert ucf101.group_of("HandStandPushups") == "Body-Motion Only"
+    assert ucf101.group_of("playingdaf") == "Playing Musical Instruments"
+    assert ucf101.group_of("SwipeLeft") is None
+    assert ucf101.class_groups(["SwipeLeft", "Archery"]) is None
+    assert ucf101.class_groups(["archery", "Haircut"]) == {"Human-Human Interaction": ["Haircut"],
+                                                          "Sports": ["archery"]}
+
+
+def test_action_groups_come_from_the_build():
+    classes = ["archery", "Haircut", "Other"]
+    groups = {"Sports": ["archery"], "Human-Human Interaction": ["Haircut"]}
+    # the build's class_groups, whatever its dataset; classes it does not list have no group
+    assert report.action_groups({"dataset": "folder", "classes": classes,
+                                 "class_groups": groups}) == {
+        0: "Sports", 1: "Human-Human Interaction"}
+    assert report.action_groups({"dataset": "ucf101", "classes": classes,
+                                 "class_groups": None}) is None
+    assert report.action_groups({"dataset": "hmdb51", "classes": classes}) is None
+    # a UCF101 build made before builds recorded them: UCF101's own groups, all classes or none
+    assert report.action_groups({"dataset": "ucf101", "classes": ["SwipeLeft", "Archery"]}) \
+        is None
+    assert report.action_groups({"dataset": "ucf101", "classes": ["archery", "Haircut"]}) == {
+        0: "Sports", 1: "Human-Human Interaction"}

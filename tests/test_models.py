@@ -90,6 +90,18 @@ def test_unknown_family_names_the_available_ones():
         models.default_config("resnet")
 
 
+def test_every_family_declares_its_modality():
+    expected = {"cnn_rnn": "video", "conv3d": "video", "transfer_rnn": "video",
+                "image_classifier": "image", "keypoint_rnn": "keypoints"}
+    assert models.MODALITIES == ("video", "image", "keypoints")
+    for name in models.available():
+        declared = models.family(name).MODALITY
+        assert declared in models.MODALITIES, name
+        assert models.modality(name) == declared == expected[name]
+    with pytest.raises(ValueError, match="unknown model family 'resnet'; available: cnn_rnn"):
+        models.modality("resnet")
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_default_configs_are_locked(name):
     config = models.default_config(name)

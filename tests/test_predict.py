@@ -3,6 +3,7 @@ evaluation path, so a prediction on a raw file equals the one on its record."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -14,7 +15,7 @@ import pytest
 
 from conftest import run_module
 from pipeline import synthetic
-from trainers import predict
+from trainers import overlay, predict
 
 SYNTH_FPS = 12          # synthetic.write_ucf101_layout's frame rate; tiny videos have 12 frames
 
@@ -41,23 +42,24 @@ def _workdir(config, workdir) -> pathlib.Path:
     data-dependent initialisation: outputs then differ from input to input."""
     import keras
     import tensorflow as tf
-    from trainers import train
+    from trainers import data, train
     workdir = pathlib.Path(workdir)
-    info = train.load_build(config)
+    keras.utils.set_random_seed(0)          # the same weights on every run
+    info = data.load_build(config)
     model, _ = train.build_model(config, info, tf.distribute.get_strategy())
     norms = [layer for layer in model._flatten_layers()
              if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in norms:
         layer.momentum = 0.0
-    model(next(iter(train.make_input(config, info, training=False)))[0], training=True)
+    model(next(iter(data.make_input(config, info, training=False)))[0], training=True)
     for layer in norms:
         layer.momentum = 0.99
     (workdir / "checkpoints").mkdir(parents=True)
     model.save(workdir / "checkpoints" / "best.keras")
     shutil.copy(workdir / "checkpoints" / "best.keras", workdir / "checkpoints" / "last.keras")
-    for name, data in (("config.json", train.resolved_config(config)),
-                       ("classes.json", info["classes"]), ("dataset_info.json", info)):
-        (workdir / name).write_text(json.dumps(data, indent=2, default=str))
+    for name, content in (("config.json", train.resolved_config(config)),
+                          ("classes.json", info["classes"]), ("dataset_info.json", info)):
+        (workdir / name).write_text(json.dumps(content, indent=2, default=str))
     return workdir
 
 
@@ -84,12 +86,12 @@ def _records(build_dir, info, split) -> list[bytes]:
 
 def _record_probabilities(model, config, info) -> dict[str, np.ndarray]:
     """video_id -> probabilities of every record of config.data.eval_split, read by the
-    trainer's own evaluation input (``trainers.train.make_input``), views averaged."""
+    trainer's own evaluation input (``trainers.data.make_input``), views averaged."""
     from tfrecords import schema
-    from trainers import train
+    from trainers import data
     d = config.data
     outputs = np.concatenate([model(x, training=False).numpy()
-                              for x, _ in train.make_input(config, info, training=False)])
+                              for x, _ in data.make_input(config, info, training=False)])
     ids = [schema.parse_clip(r)["video_id"].numpy().decode()
            for r in _records(d.build_dir, info, d.eval_split)]
     views = 1 if info["modality"] == "image" else d.num_test_clips * d.num_test_crops
@@ -155,22 +157,6 @@ def test_raw_videos_predict_as_their_records(video_predictor, tiny_video_build, 
         assert mine["frames"].numpy().tolist() == theirs["frames"].numpy().tolist()
 
 
-def test_sliding_windows_cover_the_stream():
-    def stream(n):
-        return ((i, i / 10, np.zeros((4, 6, 3), np.uint8)) for i in range(n))
-
-    def spans(n, window, hop):
-        return [(w.indices[0], w.indices[-1], round(w.start, 6), round(w.end, 6))
-                for w in predict.sliding_windows(stream(n), window, hop, lambda bgr: b"x")]
-
-    assert spans(12, 0.6, 0.3) == [(0, 5, 0.0, 0.6), (3, 8, 0.3, 0.9), (6, 11, 0.6, 1.2)]
-    # a tail after the last whole window gets a window ending with the stream
-    assert spans(12, 0.5, 0.4) == [(0, 4, 0.0, 0.5), (4, 8, 0.4, 0.9), (7, 11, 0.7, 1.2)]
-    # shorter than one window: one window of everything
-    assert spans(3, 1.0, 0.5) == [(0, 2, 0.0, 0.3)]
-    assert spans(0, 1.0, 0.5) == []
-
-
 @pytest.mark.integration
 def test_each_window_predicts_as_a_clip_of_its_frames(video_predictor, tiny_data, tmp_path):
     path = tiny_data / "MoveUp" / "v_MoveUp_g02_c01.avi"
@@ -214,7 +200,7 @@ def test_windows_and_overlay_from_the_command_line(tiny_video_run, tiny_data, tm
     source, written = _read_frames(path), _read_frames(out)
     assert len(written) == len(source) == 12
     assert written[0].shape == source[0].shape == (40, 40, 3)
-    band = predict.overlay_band_height(40)
+    band = overlay.overlay_band_height(40)
     for a, b in zip(source, written):
         diff = np.abs(a.astype(int) - b.astype(int))
         assert diff[:band].mean() > 40                # the label band is drawn
@@ -285,6 +271,70 @@ def test_command_line_errors_and_exit_codes(tiny_video_run, tmp_path, capsys):
     assert rc == 2 and "error: workdir" in capsys.readouterr().err
     rc = predict.run_cli(["predict", "--top_k=many", "x.avi"])
     assert rc == 2 and capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_folder_of_videos_predicts_each_and_a_mixed_folder_is_refused(tiny_video_run,
+                                                                       tiny_data, tmp_path,
+                                                                       capsys):
+    videos = sorted((tiny_data / "MoveUp").glob("*.avi"))[:2]
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for video in videos:
+        shutil.copy(video, folder / video.name)
+    (folder / "notes.txt").write_text("not an input")
+    rc = predict.run_cli(["predict", f"--workdir={tiny_video_run}", "--json", str(folder)])
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 0
+    assert [r["input"] for r in out] == [str(folder / v.name) for v in videos]
+    assert all(r["kind"] == "video" and r["source_frames"] == 12 for r in out)
+    # videos and frame images together: refused, naming which files are which
+    cv2.imwrite(str(folder / "frame_0001.png"), np.zeros((8, 8, 3), np.uint8))
+    rc = predict.run_cli(["predict", f"--workdir={tiny_video_run}", str(folder)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert (f"error: {folder}: holds videos ({videos[0].name}, {videos[1].name}) and images "
+            "(frame_0001.png); a folder is either one clip of frame images or a set of "
+            "videos") in err
+
+
+@pytest.mark.integration
+def test_sigterm_stops_between_inputs_with_the_command_for_the_rest(tiny_video_run, tiny_data,
+                                                                    tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    folder = tmp_path / "many"
+    folder.mkdir()
+    source = next(tiny_data.rglob("*.avi"))
+    names = [f"clip{i}.avi" for i in range(8)]
+    for name in names:
+        shutil.copy(source, folder / name)
+    log, tmp = tmp_path / "stderr.txt", tmp_path / "tmp"
+    tmp.mkdir()
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "trainers.predict",
+                                 f"--workdir={tiny_video_run}", str(folder)], cwd=ROOT,
+                                env=dict(os.environ, TMPDIR=str(tmp)),
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        deadline = time.monotonic() + 180
+        while "[predict] 3/8" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    text = log.read_text()
+    assert proc.returncode == 143, text
+    assert "Traceback" not in text
+    (line,) = [x for x in text.splitlines() if "stopped by" in x]
+    done = int(re.search(r"stopped by SIGTERM: (\d+) input\(s\) were predicted", line)[1])
+    assert done >= 2 and out.count("(video, 12 frames") == done
+    assert line.endswith(" ".join(["python", "-m", "trainers.predict",
+                                   f"--workdir={tiny_video_run}",
+                                   *(str(folder / n) for n in names[done:])]))
+    assert list(tmp.iterdir()) == []                 # the predictor's folder is gone too
 
 
 @pytest.mark.integration
@@ -391,10 +441,10 @@ def _frame_probabilities(model, config, info, classes) -> dict[str, np.ndarray]:
     """video_id -> [frames, classes] from the trainer's evaluation input: every window's
     frame-wise output averaged over the windows that cover each frame."""
     from tfrecords import reader, schema
-    from trainers import train
+    from trainers import data
     d = config.data
     outputs = np.concatenate([model(x, training=False).numpy()
-                              for x, *_ in train.make_input(config, info, training=False)])
+                              for x, *_ in data.make_input(config, info, training=False)])
     if outputs.shape[-1] == 1:
         outputs = np.concatenate([1 - outputs, outputs], axis=-1)
     spec = reader.KeypointSpec(training=False, window=d.window, window_shift=d.window_shift)
@@ -489,7 +539,7 @@ def test_real_overlay_keeps_size_and_frames(tiny_video_run, real_dir, tmp_path, 
     assert rc == 0, capsys.readouterr().err
     source, written = _read_frames(video), _read_frames(out)
     assert len(written) == len(source) == 164 and written[0].shape == (240, 320, 3)
-    band = predict.overlay_band_height(240)
+    band = overlay.overlay_band_height(240)
     diff = np.abs(source[80].astype(int) - written[80].astype(int))
     assert diff[:band].mean() > 3 * diff[band + 8:].mean()
 

@@ -68,11 +68,11 @@ def test_upload_page_api_on_a_raw_test_video(real_video_run, evaluated):
 
 
 def test_tflite_float16_export_agrees_with_the_evaluation(real_video_run, evaluated, tmp_path):
-    from trainers import export
+    from trainers import export, tflite
     run, _, rows = evaluated
     export.export(str(real_video_run), "tflite", quantize="float16",
                   output=str(tmp_path / "fp16"))
-    model = export.TFLiteModel(str(tmp_path / "fp16"))
+    model = tflite.TFLiteModel(str(tmp_path / "fp16"))
     from tfrecords import reader
     d = run.config.data
     ds = reader.make_dataset(d.build_dir, "test", training=False, batch_size=1,

@@ -570,11 +570,16 @@ def test_browser_upload_of_a_bad_file_shows_the_error_page(server, browser, tmp_
 
 
 @pytest.mark.integration
-def test_server_stops_on_ctrl_c_and_removes_its_upload_dir(server):
+def test_server_stops_on_sigterm_and_removes_its_temporary_folders(server):
+    """SIGTERM (systemctl stop, a scheduler) as Ctrl-C: one line, exit 143, no upload or
+    predictor folder left in the temporary folder."""
     assert len(server.upload_dirs()) == 1
-    server.proc.send_signal(signal.SIGINT)
-    assert server.proc.wait(timeout=60) == 0, server.log.read_text()
+    assert len(list(server.tmpdir.glob("actionflow-predict-*"))) == 1
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 143, server.log.read_text()
     log = server.log.read_text()
-    assert f"at {server.url}/  (Ctrl-C stops)" in log and "[serve] stopped" in log
+    assert f"at {server.url}/  (Ctrl-C stops)" in log
+    assert log.count("[serve] stopped by SIGTERM: no upload is kept") == 1
     assert "Traceback" not in log
     assert server.upload_dirs() == []
+    assert list(server.tmpdir.glob("actionflow-*")) == []

@@ -7,7 +7,8 @@ import pytest
 
 from pipeline import sources
 from pipeline.sources import folder, hmdb51, ucf101
-from pipeline.sources.base import Item, SourceError, SourceOptions
+from pipeline.media.items import Item
+from pipeline.sources.base import SourceError, SourceOptions
 
 
 def _write(root, files: dict[str, str | bytes]):
@@ -62,6 +63,16 @@ def test_ucf101_split1(tmp_path):
         _ucf_item(tmp_path, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "test", 0,
                   "ApplyEyeMakeup"),
     ]
+
+
+def test_ucf101_listing_carries_the_action_types_of_its_classes(tmp_path):
+    _write(tmp_path, {**UCF_LISTS, **UCF_VIDEOS})
+    listing = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert listing.class_groups == {"Human-Object Interaction": ["ApplyEyeMakeup"],
+                                    "Body-Motion Only": ["HandstandPushups"],
+                                    "Sports": ["Basketball"]}
+    assert ucf101.class_groups(["ApplyEyeMakeup", "SwipeLeft"]) is None   # not UCF101's
+    assert sum(len(v) for v in ucf101.ACTION_GROUPS.values()) == 101
 
 
 def test_ucf101_split2(tmp_path):

@@ -8,10 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import frames, sources
+from pipeline import sources
+from pipeline.media import frames
 from pipeline.sources import gestures, images, jester
-from pipeline.sources.base import Item, SourceError, SourceOptions
-from pipeline.video import FrameSpec, SamplingSpec
+from pipeline.media.encode import FrameSpec
+from pipeline.media.items import Item
+from pipeline.media.sampling import SamplingSpec
+from pipeline.sources.base import SourceError, SourceOptions
 
 
 def _write(root, files: dict[str, str | bytes]):

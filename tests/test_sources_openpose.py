@@ -8,7 +8,8 @@ import pytest
 
 from pipeline import sources
 from pipeline.sources import openpose
-from pipeline.sources.base import Item, Problem, SourceError, SourceOptions, hash_split
+from pipeline.media.items import Item, Problem
+from pipeline.sources.base import SourceError, SourceOptions, hash_split
 
 EMPTY = json.dumps({"version": 1.3, "people": []})
 
@@ -69,9 +70,10 @@ def test_bad_file_names_are_problems(tmp_path):
                                         "_keypoints.json": EMPTY})
     listing = openpose.list_items(str(data), SourceOptions())
     assert [i.video_id for i in listing.items] == ["v"]
+    # bad files, not failed items: stage "file", counted apart from the items of the split
     assert listing.problems == [
-        Problem(str(data / name), "list", "bad_file_name",
-                "expected <video>_<12-digit frame>_keypoints.json")
+        Problem(str(data / name), "file", "bad_file_name",
+                "expected <name>_<12-digit frame>_keypoints.json", "train")
         for name in ("_keypoints.json", "v_12_keypoints.json")]
 
 

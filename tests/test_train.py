@@ -143,15 +143,15 @@ def test_mixed_bfloat16_runs_on_cpu(video_build, tmp_path):
 
 
 def test_config_and_records_must_agree(video_build, tmp_path, soccer_keypoints):
-    from trainers import train
-    with pytest.raises(train.ConfigError, match="expects 7 classes but the build has 5"):
-        train.load_build(_config(video_build, "cnn_rnn", {}, data={"num_classes": 7}))
-    with pytest.raises(train.ConfigError, match="keypoint_rnn trains on keypoints records"):
-        train.load_build(_config(video_build, "keypoint_rnn", {}))
-    with pytest.raises(train.ConfigError, match="cnn_rnn trains on video records"):
-        train.load_build(_config(soccer_keypoints, "cnn_rnn", {}))
-    with pytest.raises(train.ConfigError, match="split 'val' has no records"):
-        train.load_build(_config(video_build, "cnn_rnn", {}, data={"eval_split": "val"}))
+    from trainers import data
+    with pytest.raises(data.ConfigError, match="expects 7 classes but the build has 5"):
+        data.load_build(_config(video_build, "cnn_rnn", {}, data={"num_classes": 7}))
+    with pytest.raises(data.ConfigError, match="keypoint_rnn trains on keypoints records"):
+        data.load_build(_config(video_build, "keypoint_rnn", {}))
+    with pytest.raises(data.ConfigError, match="cnn_rnn trains on video records"):
+        data.load_build(_config(soccer_keypoints, "cnn_rnn", {}))
+    with pytest.raises(data.ConfigError, match="split 'val' has no records"):
+        data.load_build(_config(video_build, "cnn_rnn", {}, data={"eval_split": "val"}))
 
 
 def _config_file(tmp_path, build_dir, epochs, steps, model=None) -> pathlib.Path:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import pathlib
+import shlex
 import signal
 import socket
 import subprocess
@@ -221,10 +222,10 @@ def test_workers_agree_on_weights_and_metrics(two_workers):
 
 def test_reported_weights_are_the_chiefs_last_checkpoint(two_workers):
     import keras
-    from trainers import train
+    from trainers import multiworker
     chief, _ = two_workers["workdirs"]
     model = keras.models.load_model(chief / "checkpoints" / "last.keras", compile=False)
-    assert train.weights_sha256(model) == _results(two_workers)[0]["weights_sha256"]
+    assert multiworker.weights_sha256(model) == _results(two_workers)[0]["weights_sha256"]
 
 
 def test_training_changed_the_weights(two_workers):
@@ -249,18 +250,19 @@ def test_validation_across_workers_equals_one_pass_over_the_split(two_workers):
 
 
 def test_check_tf_config_explains_mistakes():
-    from trainers import train
+    from trainers import multiworker
+    from trainers.data import ConfigError
     good = _tf_config([1, 2], 1)
-    assert train.check_tf_config(good)["task"] == {"type": "worker", "index": 1}
-    with pytest.raises(train.ConfigError, match="not valid JSON"):
-        train.check_tf_config("{worker: 1}")
-    with pytest.raises(train.ConfigError, match='needs "cluster" and "task"'):
-        train.check_tf_config(json.dumps({"cluster": {"worker": ["a:1"]}}))
-    with pytest.raises(train.ConfigError, match="is not in its cluster"):
-        train.check_tf_config(_tf_config([1, 2], 2))
-    with pytest.raises(train.ConfigError, match="ps jobs"):
-        train.check_tf_config(json.dumps({"cluster": {"worker": ["a:1"], "ps": ["b:2"]},
-                                          "task": {"type": "worker", "index": 0}}))
+    assert multiworker.check_tf_config(good)["task"] == {"type": "worker", "index": 1}
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        multiworker.check_tf_config("{worker: 1}")
+    with pytest.raises(ConfigError, match='needs "cluster" and "task"'):
+        multiworker.check_tf_config(json.dumps({"cluster": {"worker": ["a:1"]}}))
+    with pytest.raises(ConfigError, match="is not in its cluster"):
+        multiworker.check_tf_config(_tf_config([1, 2], 2))
+    with pytest.raises(ConfigError, match="ps jobs"):
+        multiworker.check_tf_config(json.dumps({"cluster": {"worker": ["a:1"], "ps": ["b:2"]},
+                                                "task": {"type": "worker", "index": 0}}))
 
 
 def test_a_bad_tf_config_exits_2_without_traceback(tiny_video_build, tmp_path):
@@ -284,3 +286,34 @@ def test_xla_on_cpu_workers_is_refused_with_a_way_out(tiny_video_build, tmp_path
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: train.xla with TF_CONFIG needs GPU workers"), last
     assert "--config.train.xla=False" in last and "Traceback" not in r.stderr
+
+
+def test_sigterm_stops_the_worker_at_a_step_with_a_backup_and_one_line(tiny_video_build,
+                                                                      tmp_path):
+    """One worker under TF_CONFIG runs the multi-worker loop: SIGTERM mid-epoch ends it at
+    the next step (agreed by all workers) with a backup of that step and one line."""
+    from test_train_signals import config_file, start
+    epochs, steps = 2, 5
+    config = config_file(tmp_path / "exp.py", tiny_video_build, epochs, steps)
+    workdir = tmp_path / "run"
+    env = {"TF_CONFIG": _tf_config(_free_ports(1), 0), "CUDA_VISIBLE_DEVICES": "",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "trainers.train", f"--config={config}", f"--workdir={workdir}"]
+    run = start(cmd, env=env)
+    try:
+        run.wait_for("Epoch 1/2", timeout=240)
+        os.kill(run.proc.pid, signal.SIGTERM)
+    finally:
+        code = run.finish(timeout=120)
+    assert code == 143, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    lines = [line for line in run.stderr.splitlines() if line.startswith("[train] stopped")]
+    assert len(lines) == 1, run.stderr[-3000:]
+    meta = json.loads((workdir / "backup" / "training_metadata.json").read_text())
+    assert meta["epoch"] == 0 and 1 <= meta["batch"] <= steps
+    assert (workdir / "backup" / meta["step_state"] / "model.weights.h5").is_file()
+    assert lines[0] == (
+        f"[train] stopped by SIGTERM: kept a backup after step {meta['batch']} of {steps} of "
+        f"epoch 1 (model, optimizer) in {workdir / 'backup'}. Resume with: "
+        f"TF_CONFIG={shlex.quote(env['TF_CONFIG'])} python -m trainers.train "
+        f"--config={config} --workdir={workdir}")

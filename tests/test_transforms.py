@@ -1,6 +1,8 @@
 """The build's PTransforms in memory (TestPipeline + assert_that) and its small helpers."""
 from __future__ import annotations
 
+import json
+
 import pathlib
 
 import apache_beam as beam
@@ -10,8 +12,12 @@ import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline import build, transforms, video
-from pipeline.sources.base import Item, stable_fraction
+from pipeline import build, partial, transforms
+from pipeline.media.encode import FrameSpec
+from pipeline.media.items import Item
+from pipeline.media.records import BuildSettings
+from pipeline.media.sampling import SamplingSpec
+from pipeline.sources.base import stable_fraction
 from tfrecords import schema
 
 
@@ -24,21 +30,58 @@ def _encoded(split, slot, label_text="a", label=0, frames=2, record=b"r"):
                               frames, record)
 
 
-def test_count_per_class():
-    records = [_encoded("train", 0, "a", frames=2), _encoded("train", 1, "a", frames=3),
-               _encoded("train", 2, "b", 1), _encoded("test", 0, "a", frames=4),
-               _encoded("train", 3, "a", frames=5)._replace(part=1),      # a second window
-               _encoded("test", 1, "", label=-1, frames=1)]               # unlabelled
-    with _pipeline() as p:
-        out = p | beam.Create(records) | transforms.CountPerClass()
-        assert_that(out, equal_to([
-            {"split": "train", "class": "a", "num_examples": 3, "num_items": 2,
-             "num_frames": 10},
-            {"split": "train", "class": "b", "num_examples": 1, "num_items": 1, "num_frames": 2},
-            {"split": "test", "class": "a", "num_examples": 1, "num_items": 1, "num_frames": 4},
-            {"split": "test", "class": None, "num_examples": 1, "num_items": 1,
-             "num_frames": 1},
-        ]))
+def test_finalise_counts_from_the_parts_and_the_failed_items(tmp_path):
+    """Counts per split and class come from the parts' .json, errors from the listing, the
+    parts and the failed items' logs (a retried bundle's repeated line counted once)."""
+    from pipeline import finalise
+    parts = tmp_path / partial.PARTS_DIR
+    parts.mkdir()
+    records = [{"slot": 0, "part": 0, "label": 0, "label_text": "a", "num_frames": 2},
+               {"slot": 1, "part": 0, "label": 0, "label_text": "a", "num_frames": 3},
+               {"slot": 3, "part": 0, "label": 1, "label_text": "b", "num_frames": 1},
+               {"slot": 3, "part": 1, "label": 1, "label_text": "b", "num_frames": 5}]
+    bad_frame = {"path": "/d/b/3/frame.json", "video_id": "b/3", "split": "train",
+                 "stage": "file", "reason": "malformed_json", "detail": "x"}
+    (parts / "p1.part.json").write_text(json.dumps(
+        {"split": "train", "shard": 0, "records": records, "problems": [bad_frame]}))
+    (parts / "p2.part.json").write_text(json.dumps({"split": "test", "shard": 0, "records": [
+        {"slot": 0, "part": 0, "label": -1, "label_text": "", "num_frames": 4}]}))
+    (tmp_path / "_shards-all.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"split": "train", "name": "train.tfrecord-00000-of-00001", "index": 0,
+         "num_examples": 4, "num_bytes": 100, "parts": [str(parts / "p1.part")]},
+        {"split": "test", "name": "test.tfrecord-00000-of-00002", "index": 0,
+         "num_examples": 1, "num_bytes": 10, "parts": [str(parts / "p2.part")]}]))
+    failed = tmp_path / partial.FAILED_DIR
+    failed.mkdir()
+    missing = {"path": "/d/a/2.avi", "video_id": "a/2.avi", "split": "train",
+               "stage": "decode", "reason": "missing_file", "detail": "gone"}
+    line = json.dumps({"split": "train", "slot": 2, "problem": missing, "file_problems": []})
+    (failed / "one.jsonl").write_text(line + "\n" + line + "\n" + '{"split": "tr')  # cut short
+    listing_problem = {"path": "/d/x", "stage": "list", "reason": "unknown_class",
+                       "detail": "y", "split": "test", "video_id": ""}
+    summary = finalise.ListingSummary(
+        classes=["a", "b"], splits=("train", "test"), problems=[listing_problem], unused={},
+        modality="video", class_groups=None, listed={"train": 4, "test": 2},
+        listing_sha256="0")
+    settings = BuildSettings(SamplingSpec("uniform", num_frames=4), FrameSpec())
+    info, tally = finalise.finalise(str(tmp_path), summary, settings, {"train": 1, "test": 2},
+                                    dataset="folder", config_name="t", data_dir="/d", flags={},
+                                    beam_args=[], runner="FnApiRunner")
+    train, test = info["splits"]["train"], info["splits"]["test"]
+    assert (train["listed"], train["num_items"], train["num_examples"], train["num_frames"],
+            train["per_class"], train["quarantined"], train["quarantined_files"]) == (
+        4, 3, 4, 11, {"a": 2, "b": 2}, 1, 1)
+    assert (test["listed"], test["num_items"], test["unlabelled"], test["quarantined"],
+            test["shards"]) == (2, 1, 1, 1, ["test.tfrecord-00000-of-00002",
+                                             "test.tfrecord-00001-of-00002"])
+    assert (tmp_path / "test.tfrecord-00001-of-00002").read_bytes() == b""   # empty, complete
+    assert (tally.items, tally.files) == (2, 1)
+    assert info["errors_by_reason"] == {"malformed_json": 1, "missing_file": 1,
+                                        "unknown_class": 1}
+    rows = [json.loads(x) for x in (tmp_path / schema.ERRORS_FILE).read_text().splitlines()]
+    assert [(r["split"], r["path"]) for r in rows] == [("test", "/d/x"), ("train", "/d/a/2.avi"),
+                                                       ("train", "/d/b/3/frame.json")]
+    assert not parts.exists() and not failed.exists()
 
 
 def test_write_splits_shards_by_slot_without_shuffling_records(tmp_path):
@@ -46,7 +89,8 @@ def test_write_splits_shards_by_slot_without_shuffling_records(tmp_path):
     records += [_encoded("val", 0, record=b"val-0")]
     with _pipeline() as p:
         out = (p | beam.Create(list(reversed(records)))
-               | transforms.WriteSplits(str(tmp_path), {"train": 2, "val": 1}))
+               | transforms.WriteSplits(str(tmp_path), {"train": 2, "val": 1})
+               | beam.Map(lambda r: {k: v for k, v in r.items() if k != "parts"}))
         framed = lambda payloads: sum(len(schema.frame_record(x)) for x in payloads)  # noqa
         assert_that(out, equal_to([
             {"split": "train", "name": "train.tfrecord-00000-of-00002", "index": 0,
@@ -57,15 +101,16 @@ def test_write_splits_shards_by_slot_without_shuffling_records(tmp_path):
              "num_examples": 1, "num_bytes": framed([b"val-0"])},
         ]))
     import tensorflow as tf
-    got = sorted(r.numpy() for r in tf.data.TFRecordDataset(
-        str(tmp_path / "train.tfrecord-00000-of-00002")))
-    assert got == [b"train-0", b"train-2", b"train-4"]
-    assert list((tmp_path / transforms.PARTS_DIR).iterdir()) == []     # parts were merged
+    got = [r.numpy() for r in tf.data.TFRecordDataset(
+        str(tmp_path / "train.tfrecord-00000-of-00002"))]
+    assert got == [b"train-0", b"train-2", b"train-4"]              # in slot order
+    # the parts were merged; their .json stay for the driver's counts
+    assert all(p.name.endswith(".part.json") for p in (tmp_path / partial.PARTS_DIR).iterdir())
 
 
 def test_shard_counts_from_a_sample_of_encoded_items(tmp_path, small_video):
-    settings = transforms.BuildSettings(video.SamplingSpec("uniform", num_frames=4),
-                                        video.FrameSpec(size=(16, 16), image_format="raw"))
+    settings = BuildSettings(SamplingSpec("uniform", num_frames=4),
+                                        FrameSpec(size=(16, 16), image_format="raw"))
     items = [(i, Item(str(small_video), f"c/{i}.avi", "train" if i < 6 else "test", 0, "c"))
              for i in range(8)]
     record = schema.encode_clip([b"\0" * 16 * 16 * 3] * 4, label=0, label_text="c",
@@ -88,24 +133,24 @@ def small_video(tmp_path) -> pathlib.Path:
     return path
 
 
-def test_make_records_routes_good_and_bad_items(small_video, tmp_path):
-    settings = transforms.BuildSettings(video.SamplingSpec("uniform", num_frames=4),
-                                        video.FrameSpec(size=(16, 16), image_format="png"))
+def test_make_records_writes_good_items_and_logs_bad_ones(small_video, tmp_path):
+    settings = BuildSettings(SamplingSpec("uniform", num_frames=4),
+                             FrameSpec(size=(16, 16), image_format="png"))
     good = Item(str(small_video), "c/v.avi", "train", 1, "c")
     missing = Item(str(tmp_path / "nope.avi"), "c/nope.avi", "test", 1, "c")
     (tmp_path / "progress").mkdir()
     with _pipeline() as p:
         out = (p | beam.Create([(7, good), (0, missing)])
-               | beam.ParDo(transforms.MakeRecords(settings, str(tmp_path / "progress")))
-               .with_outputs(transforms.MakeRecords.FAILED, main="ok"))
-        summary = out.ok | beam.Map(lambda r: (r.split, r.slot, r.video_id, r.label, r.num_frames,
-                                               schema_indices(r.record)))
-        assert_that(summary, equal_to([("train", 7, "c/v.avi", 1, 4, [0, 4, 7, 11])]),
-                    label="ok")
-        assert_that(out[transforms.MakeRecords.FAILED], equal_to([{
+               | beam.ParDo(transforms.MakeRecords(settings, str(tmp_path / "progress"),
+                                                   str(tmp_path))))
+        summary = out | beam.Map(lambda r: (r.split, r.slot, r.video_id, r.label, r.num_frames,
+                                            schema_indices(r.record)))
+        assert_that(summary, equal_to([("train", 7, "c/v.avi", 1, 4, [0, 4, 7, 11])]))
+    (log,) = (tmp_path / partial.FAILED_DIR).iterdir()
+    assert [json.loads(x) for x in log.read_text().splitlines()] == [{
+        "split": "test", "slot": 0, "file_problems": [], "problem": {
             "path": str(tmp_path / "nope.avi"), "video_id": "c/nope.avi", "split": "test",
-            "stage": "decode", "reason": "missing_file", "detail": "the file does not exist"}]),
-            label="failed")
+            "stage": "decode", "reason": "missing_file", "detail": "the file does not exist"}}]
     # one progress byte per processed item, whatever the outcome
     assert sum(f.stat().st_size for f in (tmp_path / "progress").iterdir()) == 2
 
@@ -141,16 +186,35 @@ def test_select_items_is_stable_hash_ordered_and_capped():
 
 
 @pytest.mark.parametrize("sampling, frame, dataset, expected", [
-    (video.SamplingSpec("uniform", num_frames=16), video.FrameSpec(resize_shorter=128),
+    (SamplingSpec("uniform", num_frames=16), FrameSpec(resize_shorter=128),
      "ucf101", "split1_uniform16_short128_jpeg90"),
-    (video.SamplingSpec("all", fps=10), video.FrameSpec(crop="center_square", size=(112, 112),
+    (SamplingSpec("all", fps=10), FrameSpec(crop="center_square", size=(112, 112),
                                                         image_format="png"),
      "folder", "all10fps_square_112x112_png"),
-    (video.SamplingSpec("stride", stride=2, num_frames=8), video.FrameSpec(image_format="raw"),
+    (SamplingSpec("stride", stride=2, num_frames=8), FrameSpec(image_format="raw"),
      "hmdb51", "split1_stride2x8_raw"),
-    (video.SamplingSpec("indices", indices=(3, 6, 9)), video.FrameSpec(jpeg_quality=75),
+    (SamplingSpec("indices", indices=(3, 6, 9)), FrameSpec(jpeg_quality=75),
      "folder", "indices3_jpeg75"),
 ])
 def test_default_config_name(sampling, frame, dataset, expected):
-    settings = transforms.BuildSettings(sampling, frame)
+    settings = BuildSettings(sampling, frame)
     assert build.default_config_name(settings, dataset, 1) == expected
+
+
+def test_finalise_writes_the_dataset_facts_of_the_listing(tmp_path):
+    from pipeline import finalise
+    from pipeline.sources.base import Listing
+    settings = BuildSettings(SamplingSpec("uniform", num_frames=4), FrameSpec())
+    groups = {"Sports": ["Basketball"], "Body-Motion Only": ["HandstandPushups"]}
+    listing = Listing(classes=["Basketball", "HandstandPushups"], items=[],
+                      class_groups=groups)
+    kwargs = dict(config_name="t", data_dir="d", flags={}, beam_args=[], runner="FnApiRunner")
+    info, tally = finalise.finalise(str(tmp_path), finalise.summarise(listing, []), settings,
+                                    {}, dataset="ucf101", **kwargs)
+    assert info["class_groups"] == groups and (tally.items, tally.files) == (0, 0)
+    written = schema.read_dataset_info(str(tmp_path))
+    assert written["class_groups"] == groups
+    listing.class_groups = None
+    info, _ = finalise.finalise(str(tmp_path), finalise.summarise(listing, []), settings, {},
+                                dataset="folder", **kwargs)
+    assert "class_groups" not in info

@@ -1,4 +1,5 @@
-"""Tests of pipeline/video.py: sampling plans, per-frame processing, decoding real and generated videos.
+"""Tests of pipeline/media/{sampling,encode,video}.py: sampling plans, per-frame processing,
+decoding real and generated videos.
 
 Generated videos are MJPG in AVI whose frame i is a flat gray of level 4*i, so the
 decoded pixel level of every stored frame tells which source frame it came from.
@@ -11,8 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.video import (Clip, FrameSpec, MediaError, SamplingSpec, decode_video,
-                            output_size, parse_size, plan_indices, process_frame)
+from pipeline.media.encode import FrameSpec, output_size, parse_size, process_frame
+from pipeline.media.items import Clip, MediaError
+from pipeline.media.sampling import SamplingSpec, plan_indices
+from pipeline.media.video import decode_video
 
 LEVEL_STEP = 4          # frame i is filled with gray 4*i (up to 64 frames)
 W, H = 64, 48           # generated landscape size

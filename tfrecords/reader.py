@@ -67,14 +67,17 @@ class Source:
 
 
 def open_source(source: str | Sequence[str], split: str | None = None, *,
-                modalities: Sequence[str] | None = None) -> Source:
+                modalities: Sequence[str] | None = None,
+                skip_shards: Sequence[str] = ()) -> Source:
     """Resolves a build directory, a dataset_info.json, a glob pattern or a list of files.
 
     A build is read through its dataset_info.json (``schema.read_dataset_info``
     refuses an unknown schema major version with ``SchemaVersionError``); its
     split's shards are the names listed there, relative to the build directory.
     Patterns and lists are records without dataset_info (e.g. written by other
-    tools); ``split`` is then ignored.
+    tools); ``split`` is then ignored. ``skip_shards``: file names (or paths) of
+    shards to leave out, e.g. those ``tfrecords.integrity`` found damaged;
+    ``num_examples`` is then unknown (None).
     """
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
@@ -104,10 +107,15 @@ def open_source(source: str | Sequence[str], split: str | None = None, *,
     shards = splits[split].get("shards", [])
     if not shards:
         raise ValueError(f"split {split!r} of {build_dir} has no shards (0 examples?)")
-    return Source(files=tuple(f"{build_dir}/{name}" for name in shards),
+    skip = {str(s).rstrip("/").rsplit("/", 1)[-1] for s in skip_shards}
+    kept = [name for name in shards if name not in skip]
+    if not kept:
+        raise ValueError(f"every shard of split {split!r} of {build_dir} is left out")
+    return Source(files=tuple(f"{build_dir}/{name}" for name in kept),
                   classes=tuple(info.get("classes", ())),
                   image_format=info.get("image_format"),
-                  num_examples=splits[split].get("num_examples"),
+                  num_examples=splits[split].get("num_examples") if len(kept) == len(shards)
+                  else None,
                   info=info)
 
 
@@ -608,7 +616,8 @@ def make_dataset(source: str | Sequence[str], split: str | None = None, *, train
                  input_context: tf.distribute.InputContext | None = None,
                  deterministic: bool | None = None, drop_remainder: bool | None = None,
                  with_metadata: bool = False, image_format: str | None = None,
-                 classes: Sequence[str] | None = None) -> tf.data.Dataset:
+                 classes: Sequence[str] | None = None,
+                 skip_shards: Sequence[str] = ()) -> tf.data.Dataset:
     """Batches of ``(video uint8 [B', T, H, W, 3], label int32 [B'])`` from a build's split.
 
     Args:
@@ -641,8 +650,9 @@ def make_dataset(source: str | Sequence[str], split: str | None = None, *, train
       drop_remainder: default True in training (static batch shape).
       with_metadata: add a third element {"video_id", "video_index" (record
         position in this pipeline's stream), "view", "frame_indices" [B', T]}.
+      skip_shards: shard file names of the split to leave out (see ``open_source``).
     """
-    src = open_source(source, split, modalities=VIDEO_MODALITIES)
+    src = open_source(source, split, modalities=VIDEO_MODALITIES, skip_shards=skip_shards)
     names = tuple(classes) if classes is not None else src.classes
     swap = label_swap_table(names, flip_label_swap) if flip_label_swap else None
     if swap is not None and not flip:
@@ -814,7 +824,8 @@ def make_keypoint_dataset(source: str | Sequence[str], split: str | None = None,
                           input_context: tf.distribute.InputContext | None = None,
                           deterministic: bool | None = None, drop_remainder: bool | None = None,
                           with_metadata: bool = False,
-                          classes: Sequence[str] | None = None) -> tf.data.Dataset:
+                          classes: Sequence[str] | None = None,
+                          skip_shards: Sequence[str] = ()) -> tf.data.Dataset:
     """Batches of keypoint windows: ``(features, target)``.
 
     features: ``keypoints`` float32 [B, W, P*V*C] (P = ``num_people`` people,
@@ -829,7 +840,7 @@ def make_keypoint_dataset(source: str | Sequence[str], split: str | None = None,
     make the feature size static, as Keras needs. Other arguments as in
     ``make_dataset``.
     """
-    src = open_source(source, split, modalities=("keypoints",))
+    src = open_source(source, split, modalities=("keypoints",), skip_shards=skip_shards)
     names = tuple(classes) if classes is not None else src.classes
     built = ((src.info or {}).get("keypoints") or {})
     num_people = num_people or built.get("max_people") or 1

@@ -20,13 +20,17 @@ It takes the flags of trainers.evaluate and writes the same report into the same
   (``TFModelHandlerNumpy``, keyed), loading the run's checkpoint once per worker.
 - ``Write``: one JSON line per view (video, view, label, model output) to a temporary
   folder; the driver reads them back, averages the views of each video and writes the
-  report with ``trainers.evaluate.write_report``, so both evaluations give the same numbers.
+  report with ``trainers.report.write_report``, so both evaluations give the same numbers.
 
 Every flag trainers.evaluate does not define is handed to Beam's ``PipelineOptions``, as
 ``python -m pipeline.build`` does. Without ``--runner`` the pipeline runs locally on all cores
 (Beam's FnApiRunner in multi-process mode; ``--direct_num_workers N`` sets the processes).
 Remote runners need ``--temp_location``: the checkpoint is copied there for the workers, and
 the rows are written there.
+
+The driver checks the split's shards (TFRecord framing and CRCs) before it starts the
+pipeline and refuses a damaged one in one line (exit status 2). SIGINT / SIGTERM stop it
+with one line (exit status 130 / 143) after removing its temporary folders.
 """
 from __future__ import annotations
 
@@ -41,13 +45,14 @@ import apache_beam as beam
 import numpy as np
 from absl import app, flags
 
-from pipeline import transforms
-from trainers import evaluate
+from pipeline import cli, runner
+from pipeline.media import files
+from trainers import data, evaluate, report
 from trainers.workdir import RunError
 
 FLAGS = flags.FlagValues()
 evaluate.define_flags(FLAGS)
-flags.DEFINE_enum("beam_log_level", "error", ["debug", "info", "warning", "error"],
+flags.DEFINE_enum("beam_log_level", "error", runner.LOG_LEVELS,
                   "Log level for Beam's own messages.", flag_values=FLAGS)
 BEAM_EPILOG = ("Any other --flag is passed to Beam's PipelineOptions unchanged (e.g. --runner, "
                "--direct_num_workers, --project, --region, --temp_location, --setup_file).")
@@ -136,22 +141,20 @@ class Preprocess(beam.DoFn):
             yield (shard, position, view, video_id, label), video[view]
 
 
-class ToRow(transforms.ProgressDoFn):
-    """(key, PredictionResult) -> a JSON line; counts views for the local progress line."""
+class ToRow(runner.ProgressDoFn):
+    """(key, PredictionResult) -> a row (dict); counts views for the local progress line."""
 
     def process(self, element):
         (shard, position, view, video_id, label), result = element
         self.mark_done()
-        yield json.dumps({"shard": shard, "position": position, "view": view,
-                          "video_id": video_id, "label": label,
-                          "outputs": np.asarray(result.inference, np.float32).tolist()})
+        yield {"shard": shard, "position": position, "view": view, "video_id": video_id,
+               "label": label, "outputs": np.asarray(result.inference, np.float32).tolist()}
 
 
 def spec_args(plan: evaluate.Plan) -> dict:
     """The reader's VideoSpec fields for this plan, as make_dataset / make_image_dataset set."""
     from tfrecords import reader
-    args = evaluate.reader_args(plan.config, plan.modality)
-    args.pop("cache", None)
+    args = data.reader_kwargs(plan.config.data, plan.modality, training=False)
     if plan.modality == "image":
         args.update(num_frames=1, sampling="uniform")
     args["crop_size"] = reader.crop_hw(args["crop_size"])
@@ -175,7 +178,7 @@ def build_graph(p, plan: evaluate.Plan, model_uri: str, rows_prefix: str,
             | "Predict" >> RunInference(model_handler(model_uri,
                                                       plan.batch_size * plan.num_views))
             | "ToRows" >> beam.ParDo(ToRow(progress_dir))
-            | "Write" >> beam.io.WriteToText(rows_prefix, file_name_suffix=".jsonl"))
+            | "Write" >> runner.WriteJsonLines(rows_prefix))
 
 
 # --------------------------------------------------------------------------
@@ -204,25 +207,19 @@ def read_views(rows_prefix: str) -> evaluate.Views:
 def beam_options(beam_args: list[str], log_level: str = "error"):
     """PipelineOptions from the flags we do not own, as pipeline.build makes them (local,
     multi-process, all cores by default); RunError for a flag Beam does not know either."""
-    import logging
-    from pipeline import build
-    logging.getLogger("apache_beam").setLevel(log_level.upper())
-    args = list(beam_args)
-    if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
-        args.append(f"--default_sdk_harness_log_level={log_level.upper()}")
+    runner.quiet_beam(log_level)
     try:
-        return build.pipeline_options(args)
-    except build.UserError as e:
-        raise RunError(str(e).replace("a build flag", "an evaluation flag")) from None
+        return runner.pipeline_options(beam_args, log_level, own_flags="an evaluation flag")
+    except runner.OptionsError as e:
+        raise RunError(str(e)) from None
 
 
 def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True) -> evaluate.Views:
     """Runs the graph with the given Beam options; returns the views the workers predicted."""
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import GoogleCloudOptions
-    from pipeline import build
-    runner = build.make_runner(options)
-    local = runner is not None or build.runner_name(options) in build.LOCAL_RUNNERS
+    engine = runner.make_runner(options)
+    local = runner.is_local(options, engine)
     temp_root = options.view_as(GoogleCloudOptions).temp_location
     if not local and not temp_root:
         raise RunError("a remote runner needs --temp_location (a gs:// or other shared folder "
@@ -240,22 +237,21 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True) -> eval
             with open(plan.checkpoint, "rb") as src, FileSystems.create(model_uri) as dst:
                 shutil.copyfileobj(src, dst)
         rows_prefix = FileSystems.join(work, ROWS_PREFIX)
-        p = beam.Pipeline(runner=runner, options=options)
+        p = beam.Pipeline(runner=engine, options=options)
         build_graph(p, plan, model_uri, rows_prefix, progress_dir)
+        watch = None
         if progress_dir:
             meter = evaluate.Progress(plan.num_videos, True)
-            with build.FolderWatch(progress_dir, lambda done: meter.update(done, final=True),
-                                   meter.interval, per_item=plan.num_views):
-                p.run().wait_until_finish()
-        else:
-            p.run().wait_until_finish()
+            watch = runner.FolderWatch(progress_dir, lambda done: meter.update(done, final=True),
+                                       meter.interval, per_item=plan.num_views)
+        with cli.StopSignals(on_stop=runner.stop_local_workers if local else None):
+            runner.run_and_wait(p, watch)
         return read_views(rows_prefix)
     finally:
         shutil.rmtree(local_tmp, ignore_errors=True)
         if not local:
             try:
-                matches = FileSystems.match([FileSystems.join(work, "*")])[0].metadata_list
-                FileSystems.delete([m.path for m in matches])
+                files.remove_tree(work)
             except Exception:      # a leftover temporary folder is not worth failing for
                 pass
 
@@ -278,6 +274,7 @@ def evaluate_with_beam(run, beam_args: list[str], *, split: str = "test",
                                     build_dir=build_dir, num_test_clips=num_test_clips,
                                     num_test_crops=num_test_crops, batch_size=batch_size,
                                     out_dir=out_dir)
+    evaluate.check_shards(plan, "beam_evaluate")    # before any worker starts
     evaluate.check_model(run.load_model(plan.checkpoint), plan)
     views = run_pipeline(plan, options, progress=progress)
     videos = evaluate.collect_videos(views, plan.num_views)
@@ -285,28 +282,32 @@ def evaluate_with_beam(run, beam_args: list[str], *, split: str = "test",
         raise RunError(f"the pipeline predicted {videos.label.size} videos but "
                        f"{plan.split} has {plan.num_videos}")
     header = dict(plan.header(), runner="beam")
-    return evaluate.write_report(plan.out_dir, videos, plan.classes, header,
-                                 plan.info.get("dataset", ""))
+    return report.write_report(plan.out_dir, videos, plan.classes, header,
+                               report.action_groups(plan.info))
 
 
 def main(argv: list[str]) -> int:
     """Runs the Beam evaluation from parsed flags (argv: program + Beam options)."""
     from trainers import workdir
-    try:
-        kwargs = evaluate.settings(FLAGS)
-        run = workdir.open_run(FLAGS.workdir)
-        result = evaluate_with_beam(run, argv[1:], progress=FLAGS.progress,
-                                    log_level=FLAGS.beam_log_level, **kwargs)
-    except RunError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = kwargs["out_dir"] or os.path.join(run.workdir, "eval", kwargs["split"])
-    print(evaluate.summary(result, out))
+    with cli.StopSignals():
+        try:
+            kwargs = evaluate.settings(FLAGS)
+            run = workdir.open_run(FLAGS.workdir)
+            result = evaluate_with_beam(run, argv[1:], progress=FLAGS.progress,
+                                        log_level=FLAGS.beam_log_level, **kwargs)
+            out = kwargs["out_dir"] or os.path.join(run.workdir, "eval", kwargs["split"])
+            print(evaluate.summary(result, out))
+        except RunError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except cli.Stopped as stop:
+            # run_pipeline's clean-up has removed the local temporary and progress folders
+            return evaluate.stopped(stop, "beam_evaluate", "trainers.beam_evaluate")
     return 0
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    return evaluate.parse(FLAGS, argv, __name__, known_only=True, epilog=BEAM_EPILOG)
+    return cli.parse(FLAGS, argv, __name__, known_only=True, epilog=BEAM_EPILOG)
 
 
 def beam_evaluate_main(argv: list[str]) -> int:

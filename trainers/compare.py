@@ -19,7 +19,7 @@ from typing import Sequence
 
 from absl import app, flags
 
-from trainers import evaluate
+from pipeline import cli
 from trainers.workdir import RunError
 
 FLAGS = flags.FlagValues()
@@ -175,9 +175,9 @@ def main(argv: list[str]) -> int:
 
 def compare_main(argv: list[str]) -> int:
     """Parses ``argv`` (argv[0] is the program name) and compares: for scripts and tests."""
-    return main(evaluate.parse(FLAGS, argv, __name__))
+    return main(cli.parse(FLAGS, argv, __name__))
 
 
 if __name__ == "__main__":
     app.run(lambda argv: sys.exit(main(argv)),
-            flags_parser=lambda argv: evaluate.parse(FLAGS, argv, __name__))
+            flags_parser=lambda argv: cli.parse(FLAGS, argv, __name__))

@@ -7,12 +7,12 @@ r"""Evaluates a trained model on a split of a build: the numbers and pictures pe
         --build_dir records/ucf101/split1_uniform32_short128_jpeg90
 
 Clip and image models read every video of the split as the run's config reads its
-evaluation split (sampling, frames, crop size), in ``--num_test_clips`` x
-``--num_test_crops`` views per video, and average the views' class probabilities per video
-(views are matched to their video by the record index the reader attaches, never by
-position in a batch). Keypoint models are handed to ``trainers.keypoint_eval``.
+evaluation split (sampling, frames, crop size: ``trainers.data.reader_kwargs``), in
+``--num_test_clips`` x ``--num_test_crops`` views per video, and average the views' class
+probabilities per video (views are matched to their video by the record index the reader
+attaches, never by position in a batch). Keypoint models are handed to ``trainers.keypoint_eval``.
 
-Written into WORKDIR/eval/SPLIT/ (or --out_dir):
+Written into WORKDIR/eval/SPLIT/ (or --out_dir) by ``trainers.report.write_report``:
 
     metrics.json               top-1, top-5, mean class accuracy, loss, counts, settings
     classification_report.txt  precision, recall, F1 and support per class, averages
@@ -20,17 +20,21 @@ Written into WORKDIR/eval/SPLIT/ (or --out_dir):
     confusion_matrix.csv       rows: true class, columns: predicted class
     confusion_matrix.png       the matrix as a heatmap, coloured by the fraction of each row
     predictions.csv            per video: true and predicted class, probability, top 5
-    action_groups.png          UCF101 builds: accuracy of each of the five action types
+    action_groups.png          builds whose classes come in action groups (UCF101's five
+                               action types): accuracy of each group
 
 A split without labels (label -1, e.g. Jester's test split) gets predictions.csv and a
 metrics.json with counts only. The same evaluation runs as an Apache Beam pipeline with
 ``python -m trainers.beam_evaluate`` (see EVALUATION.md).
+
+Before reading, the split's shards are checked (TFRecord framing and CRCs,
+``tfrecords.integrity``): a damaged shard is refused with one line naming it and the
+byte offset (exit status 2). SIGINT / SIGTERM stop it with one line (exit status 130 /
+143); the report is only written at the end, so nothing half-written is left.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -40,16 +44,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from absl import app, flags
 
-from trainers import cli, metrics
+from pipeline import cli
+from trainers import data, report
 from trainers.workdir import RunError
 
 # A FlagValues of its own: every entry point that uses a trained model takes --workdir,
 # and several of them may be imported into one process (tests, the Beam workers).
 FLAGS = flags.FlagValues()
-TOP_K = 5
-MAX_ANNOTATED_CLASSES = 30      # confusion_matrix.png writes counts in cells up to this many
-REPORT_FILES = ("metrics.json", "classification_report.txt", "per_class.csv",
-                "confusion_matrix.csv", "confusion_matrix.png", "predictions.csv")
 
 
 def define_flags(fv: flags.FlagValues) -> None:
@@ -141,7 +142,6 @@ def plan_evaluation(run, *, split: str = "test", checkpoint: str = "best",
     """Checks that the run, the build and the split fit together; RunError says what does not."""
     import ml_collections
     from tfrecords import schema
-    from trainers import train
     path = run.checkpoint_path(checkpoint)
     build = (build_dir or run.config.data.build_dir).rstrip("/")
     try:
@@ -189,8 +189,8 @@ def plan_evaluation(run, *, split: str = "test", checkpoint: str = "best",
         raise RunError(f"the run samples frames 'uniform' (one clip spanning the video): "
                        f"--num_test_clips {d.num_test_clips} needs stride or segments sampling")
     try:
-        train.load_build(config)                    # the trainer's own checks of a build
-    except train.ConfigError as e:
+        data.load_build(config)                     # the trainer's own checks of a build
+    except data.ConfigError as e:
         raise RunError(str(e)) from None
     config.lock()
     batch = batch_size if batch_size is not None else int(config.train.batch_size)
@@ -206,20 +206,13 @@ def _names(classes: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(classes)} in all)" if len(classes) > limit else "")
 
 
-def input_shape(plan: Plan) -> tuple:
-    """The input shape (without batch) the reader produces for this plan."""
-    d = plan.config.data
-    size = (int(d.crop_size), int(d.crop_size))
-    return size + (3,) if plan.modality == "image" else (int(d.num_frames),) + size + (3,)
-
-
 def check_model(model, plan: Plan) -> None:
     """The model's class count and input shape against the build and the reader's clips."""
     outputs = model.output_shape[-1]
     if outputs != len(plan.classes):
         raise RunError(f"the model in {plan.checkpoint} outputs {outputs} classes but "
                        f"{plan.build_dir} has {len(plan.classes)}")
-    want = input_shape(plan)
+    want = data.input_shape(plan.config, plan.info)
     have = tuple(model.input_shape[1:])
     if len(have) != len(want) or any(h is not None and h != w for h, w in zip(have, want)):
         what = "frames" if plan.modality == "video" else "images"
@@ -227,27 +220,15 @@ def check_model(model, plan: Plan) -> None:
                        f"reads {what} of shape {want} (data.num_frames, data.crop_size)")
 
 
-def reader_args(config, modality: str) -> dict:
-    """The evaluation reader's arguments for a config, as ``trainers.train.make_input`` maps
-    them for its validation split (centre crops, no augmentation), plus the test views."""
-    d = config.data
-    if modality == "image":
-        return dict(crop_size=d.crop_size, crop="center", num_test_crops=d.num_test_crops,
-                    cache=d.cache)
-    return dict(num_frames=d.num_frames, sampling=d.sampling, stride=d.stride,
-                short=d.short if d.short != "error" else "loop", crop_size=d.crop_size,
-                crop="center", resize_shorter=d.resize_shorter or None,
-                num_test_clips=d.num_test_clips, num_test_crops=d.num_test_crops, cache=d.cache)
-
-
 def make_eval_dataset(plan: Plan):
-    """Batches of (views uint8, label, metadata) of the plan's split, in record order."""
+    """Batches of (views uint8, label, metadata) of the plan's split, in record order: the
+    clips of the trainer's validation input (``data.reader_kwargs``), in every view."""
     from tfrecords import reader
     make = reader.make_image_dataset if plan.modality == "image" else reader.make_dataset
     try:
         return make(plan.build_dir, plan.split, training=False, batch_size=plan.batch_size,
-                    with_metadata=True, drop_remainder=False,
-                    **reader_args(plan.config, plan.modality))
+                    with_metadata=True, drop_remainder=False, cache=plan.config.data.cache,
+                    **data.reader_kwargs(plan.config.data, plan.modality, training=False))
     except ValueError as e:
         raise RunError(f"cannot read {plan.split} of {plan.build_dir}: {e}") from None
 
@@ -273,17 +254,6 @@ class Views:
                      np.concatenate([p.outputs for p in parts]))
 
 
-@dataclasses.dataclass
-class Videos:
-    """One row per video, in record order: the averaged probabilities of its views."""
-    video_index: np.ndarray      # int64 [N]
-    video_id: list               # str [N]
-    label: np.ndarray            # int64 [N]
-    probs: np.ndarray            # float64 [N, K]
-    num_views: int
-    outputs: str                 # "probabilities" or "logits (softmax applied)"
-
-
 def as_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:
     """Rows that are already distributions are kept; anything else (logits) gets a softmax."""
     x = np.asarray(outputs, dtype=np.float64)
@@ -293,7 +263,7 @@ def as_probabilities(outputs: np.ndarray) -> tuple[np.ndarray, str]:
     return z / z.sum(axis=1, keepdims=True), "logits (softmax applied)"
 
 
-def collect_videos(views: Views, num_views: int) -> Videos:
+def collect_videos(views: Views, num_views: int) -> report.Videos:
     """Groups views by video index, checks each video has all its views once, averages them."""
     order = np.lexsort((views.view, views.video_index))
     index = views.video_index[order]
@@ -310,11 +280,11 @@ def collect_videos(views: Views, num_views: int) -> Videos:
     labels = views.label[order].reshape(n, num_views)
     if not (labels == labels[:, :1]).all():
         raise ValueError("views of one video carry different labels")
-    return Videos(video_index=index[:, 0].astype(np.int64),
-                  video_id=[views.video_id[i] for i in firsts],
-                  label=labels[:, 0].astype(np.int64),
-                  probs=probs.reshape(n, num_views, -1).mean(axis=1),
-                  num_views=num_views, outputs=kind)
+    return report.Videos(video_index=index[:, 0].astype(np.int64),
+                         video_id=[views.video_id[i] for i in firsts],
+                         label=labels[:, 0].astype(np.int64),
+                         probs=probs.reshape(n, num_views, -1).mean(axis=1),
+                         num_views=num_views, outputs=kind)
 
 
 # --------------------------------------------------------------------------
@@ -354,8 +324,35 @@ def _seconds(s: float) -> str:
     return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
 
 
+def check_shards(plan: Plan, program: str = "evaluate") -> None:
+    """The framing and CRCs of the split's shards; RunError naming a damaged one."""
+    try:
+        data.check_build(plan.build_dir, plan.info, [plan.split], on_corrupt="fail",
+                         program=program)
+    except data.CorruptData as e:
+        raise RunError(str(e)) from None
+
+
+def read_error(error: BaseException, plan: Plan, program: str = "evaluate") -> RunError | None:
+    """A record tf.data could not read mid-run, as a one-line RunError naming its shard
+    (None: ``error`` is not about the records)."""
+    explained = data.explain_data_error(error, plan.build_dir, plan.info, [plan.split],
+                                        f"{program} stopped; nothing was written")
+    return RunError(str(explained)) if explained is not None else None
+
+
 def predict_views(model, plan: Plan, progress: bool = True) -> Views:
     """Runs the model over every view of the split (single process)."""
+    try:
+        return _predict_views(model, plan, progress)
+    except Exception as e:
+        error = read_error(e, plan)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _predict_views(model, plan: Plan, progress: bool) -> Views:
     dataset = make_eval_dataset(plan)
     meter = Progress(plan.num_videos, progress)
     parts = []
@@ -375,199 +372,6 @@ def predict_views(model, plan: Plan, progress: bool = True) -> Views:
 
 
 # --------------------------------------------------------------------------
-# The report (one function for the single-process and the Beam evaluation).
-# --------------------------------------------------------------------------
-def write_report(out_dir: str, videos: Videos, classes: Sequence[str], header: Mapping,
-                 dataset: str = "") -> dict:
-    """Writes every report file into ``out_dir``; returns the metrics (as in metrics.json)."""
-    os.makedirs(out_dir, exist_ok=True)
-    for name in REPORT_FILES + ("action_groups.png",):     # nothing stale from an earlier run
-        path = os.path.join(out_dir, name)
-        if os.path.exists(path):
-            os.remove(path)
-    k_classes = len(classes)
-    k = min(TOP_K, k_classes)
-    if videos.probs.shape[1] != k_classes:
-        raise RunError(f"the model outputs {videos.probs.shape[1]} classes but the build has "
-                       f"{k_classes}")
-    labelled = videos.label >= 0
-    if (videos.label >= k_classes).any():
-        raise RunError(f"records carry labels up to {int(videos.label.max())} but the build has "
-                       f"{k_classes} classes")
-    top = metrics.ranking(videos.probs, k)
-    predicted = top[:, 0]
-    y, p = videos.label[labelled], predicted[labelled]
-    per_class_count = np.bincount(y, minlength=k_classes)
-    result = dict(header)
-    result["num_classes"] = k_classes
-    result["outputs"] = videos.outputs
-    result["counts"] = {"videos": int(videos.label.size),
-                        "views": int(videos.label.size * videos.num_views),
-                        "labelled": int(labelled.sum()),
-                        "unlabelled": int((~labelled).sum()),
-                        "per_class": {c: int(n) for c, n in zip(classes, per_class_count)}}
-    _write_predictions(os.path.join(out_dir, "predictions.csv"), videos, classes, top)
-    if labelled.any():
-        cm = metrics.confusion_matrix(y, p, k_classes)
-        avg = metrics.averages(cm)
-        result.update({
-            "top1": metrics.accuracy(cm),
-            "top5": metrics.top_k_accuracy(videos.probs[labelled], y, k),
-            "top5_k": k,
-            "mean_class_accuracy": metrics.mean_class_accuracy(cm),
-            "loss": metrics.cross_entropy(videos.probs[labelled], y),
-            "macro_f1": avg["macro"]["f1"],
-            "weighted_f1": avg["weighted"]["f1"],
-        })
-        _write_text(os.path.join(out_dir, "classification_report.txt"),
-                    metrics.classification_report(cm, classes))
-        _write_per_class(os.path.join(out_dir, "per_class.csv"), cm, classes)
-        _write_confusion_csv(os.path.join(out_dir, "confusion_matrix.csv"), cm, classes)
-        title = (f"{_run_name(header)} on {header.get('split', '')}: {int(labelled.sum())} "
-                 f"videos, top-1 {result['top1']:.3f}")
-        plot_confusion_matrix(cm, classes, os.path.join(out_dir, "confusion_matrix.png"), title)
-        groups = ucf101_groups(classes) if dataset == "ucf101" else None
-        if groups:
-            result["action_groups"] = metrics.group_accuracy(y, p, groups)
-            plot_action_groups(result["action_groups"], result["top1"],
-                               os.path.join(out_dir, "action_groups.png"),
-                               f"{_run_name(header)} on {header.get('split', '')}: UCF101 "
-                               "action types")
-    _write_text(os.path.join(out_dir, "metrics.json"),
-                json.dumps(result, indent=2, sort_keys=True) + "\n")
-    return result
-
-
-def _run_name(header: Mapping) -> str:
-    return os.path.basename(str(header.get("run", "")).rstrip("/")) or "model"
-
-
-def ucf101_groups(classes: Sequence[str]) -> dict[int, str] | None:
-    """Class index -> UCF101 action type when every class is a UCF101 class, else None."""
-    from configs import ucf101_action_groups
-    groups = {i: ucf101_action_groups.group_of(c) for i, c in enumerate(classes)}
-    return groups if groups and all(groups.values()) else None
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.6f}"
-
-
-def _write_predictions(path: str, videos: Videos, classes: Sequence[str], top: np.ndarray):
-    k = top.shape[1]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["index", "video_id", "true_label", "predicted_label", "probability",
-                    "true_label_probability", "correct"]
-                   + [f"top{r + 1}_{what}" for r in range(k) for what in ("label", "probability")])
-        for i in range(videos.label.size):
-            label = int(videos.label[i])
-            probs = videos.probs[i]
-            pred = int(top[i, 0])
-            row = [int(videos.video_index[i]), videos.video_id[i],
-                   classes[label] if label >= 0 else "", classes[pred], _fmt(probs[pred]),
-                   _fmt(probs[label]) if label >= 0 else "",
-                   int(pred == label) if label >= 0 else ""]
-            for c in top[i]:
-                row += [classes[int(c)], _fmt(probs[int(c)])]
-            w.writerow(row)
-
-
-def _write_per_class(path: str, cm: np.ndarray, classes: Sequence[str]):
-    stats = metrics.per_class(cm)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["class", "precision", "recall", "f1", "support", "predicted"])
-        predicted = cm.sum(axis=0)
-        for i, name in enumerate(classes):
-            w.writerow([name, f"{stats['precision'][i]:.4f}", f"{stats['recall'][i]:.4f}",
-                        f"{stats['f1'][i]:.4f}", int(stats["support"][i]), int(predicted[i])])
-
-
-def _write_confusion_csv(path: str, cm: np.ndarray, classes: Sequence[str]):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["true \\ predicted", *classes])
-        for name, row in zip(classes, cm):
-            w.writerow([name, *(int(v) for v in row)])
-
-
-def plot_confusion_matrix(cm, classes: Sequence[str], path: str, title: str = "") -> None:
-    """A heatmap of the confusion matrix, coloured by the fraction of each true class.
-
-    The figure and the fonts scale with the class count; counts are written in the cells
-    only when there are at most MAX_ANNOTATED_CLASSES classes.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    cm = np.asarray(cm)
-    k = len(classes)
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
-    side = float(np.clip(0.2 * k + 3.0, 5.0, 32.0))        # 0.2 inch = 14 points a class
-    font = float(np.clip(220.0 / k, 5.5, 11.0))
-    fig, ax = plt.subplots(figsize=(side + 1.2, side))
-    image = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ticks = np.arange(k)
-    ax.set_xticks(ticks)
-    ax.set_yticks(ticks)
-    ax.set_xticklabels(classes, rotation=90 if k > 8 else 45, ha="center" if k > 8 else "right",
-                       fontsize=font)
-    ax.set_yticklabels(classes, fontsize=font)
-    if k > MAX_ANNOTATED_CLASSES:
-        ax.tick_params(length=0)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    if k <= MAX_ANNOTATED_CLASSES:
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j]:
-                    ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=font,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
-    bar.set_label("fraction of the true class")
-    if title:
-        ax.set_title(title, fontsize=max(font, 9.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def plot_action_groups(groups: Mapping[str, Mapping], overall: float, path: str,
-                       title: str = "") -> None:
-    """Horizontal bars: accuracy of each action type, its video count, overall top-1 dashed."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    names = list(groups)
-    values = [groups[n]["accuracy"] for n in names]
-    fig, ax = plt.subplots(figsize=(8, 1.0 + 0.6 * len(names)))
-    y = np.arange(len(names))
-    ax.barh(y, values, color="tab:blue")
-    for i, n in enumerate(names):
-        ax.text(min(values[i], 0.98), i, f" {values[i]:.3f} ({groups[n]['videos']} videos)",
-                va="center", ha="right" if values[i] > 0.6 else "left",
-                color="white" if values[i] > 0.6 else "black")
-    ax.axvline(overall, color="grey", linestyle="--")
-    ax.set_yticks(y)
-    ax.set_yticklabels(names)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel(f"accuracy (dashed line: overall top-1 {overall:.3f})")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-# --------------------------------------------------------------------------
 # The evaluation.
 # --------------------------------------------------------------------------
 def evaluate(run, *, split: str = "test", checkpoint: str = "best", build_dir: str | None = None,
@@ -584,12 +388,13 @@ def evaluate(run, *, split: str = "test", checkpoint: str = "best", build_dir: s
     plan = plan_evaluation(run, split=split, checkpoint=checkpoint, build_dir=build_dir,
                            num_test_clips=num_test_clips, num_test_crops=num_test_crops,
                            batch_size=batch_size, out_dir=out_dir)
+    check_shards(plan)
     model = run.load_model(plan.checkpoint)
     check_model(model, plan)
     views = predict_views(model, plan, progress)
     videos = collect_videos(views, plan.num_views)
-    return write_report(plan.out_dir, videos, plan.classes, plan.header(),
-                        plan.info.get("dataset", ""))
+    return report.write_report(plan.out_dir, videos, plan.classes, plan.header(),
+                               report.action_groups(plan.info))
 
 
 def _evaluate_keypoints(run, *, split, checkpoint, build_dir, num_test_clips, num_test_crops,
@@ -643,7 +448,6 @@ def summary(result: Mapping, out_dir: str) -> str:
 # --------------------------------------------------------------------------
 # Command line.
 # --------------------------------------------------------------------------
-print_help, parse = cli.print_help, cli.parse
 
 
 def settings(fv: flags.FlagValues) -> dict:
@@ -661,23 +465,34 @@ def main(argv: list[str]) -> int:
         print(f"error: unexpected arguments {argv[1:]}\nRun with --help to see every flag.",
               file=sys.stderr)
         return 2
-    try:
-        kwargs = settings(FLAGS)
-        run = workdir.open_run(FLAGS.workdir)
-        result = evaluate(run, progress=FLAGS.progress, **kwargs)
-    except RunError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = kwargs["out_dir"] or os.path.join(run.workdir, "eval", kwargs["split"])
-    print(summary(result, out))
+    with cli.StopSignals() as signals:
+        try:
+            kwargs = settings(FLAGS)
+            run = workdir.open_run(FLAGS.workdir)
+            result = evaluate(run, progress=FLAGS.progress, **kwargs)
+            out = kwargs["out_dir"] or os.path.join(run.workdir, "eval", kwargs["split"])
+            print(summary(result, out))
+        except RunError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except cli.Stopped as stop:
+            return stopped(stop, "evaluate", "trainers.evaluate", signals)
     return 0
+
+
+def stopped(stop, program: str, module: str, signals=None) -> int:
+    """Prints the one line of a stopped evaluation; returns its exit status."""
+    print(cli.stopped_line(program, stop, "nothing is kept (the report is written only "
+                           "when the evaluation ends)", cli.command_line(module, sys.argv[1:])),
+          file=sys.stderr, flush=True)
+    return stop.exit_code
 
 
 def evaluate_main(argv: list[str]) -> int:
     """Parses ``argv`` (argv[0] is the program name) and evaluates: for scripts and tests."""
-    return main(parse(FLAGS, argv, __name__))
+    return main(cli.parse(FLAGS, argv, __name__))
 
 
 if __name__ == "__main__":
     app.run(lambda argv: sys.exit(main(argv)),
-            flags_parser=lambda argv: parse(FLAGS, argv, __name__))
+            flags_parser=lambda argv: cli.parse(FLAGS, argv, __name__))

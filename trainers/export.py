@@ -32,9 +32,10 @@ clip's fixed length, builtin operators only:
                          Output: int8, dequantise with ``dequantize`` (scale 1/256,
                          zero point -128 for softmax and sigmoid).
 
-``run_tflite(path, inputs)`` (or ``TFLiteModel(path)``) runs any of them on uint8
-pixels or float32 keypoints and returns float32 probabilities, quantising and
-dequantising as needed; ``run_saved_model(path, inputs)`` does the same for a
+The conversion and the TFLite runtime are ``trainers.tflite``:
+``tflite.run_tflite(path, inputs)`` (or ``tflite.TFLiteModel(path)``) runs any of them on
+uint8 pixels or float32 keypoints and returns float32 probabilities, quantising and
+dequantising as needed; ``run_saved_model(path, inputs)`` here does the same for a
 SavedModel.
 
 Builtin-only TFLite, int8 included: cnn_rnn (GRU, LSTM), transfer_rnn (MobileNet,
@@ -44,13 +45,16 @@ builtin TFLite kernel; with --select_tf_ops it converts and needs the Flex
 delegate) and the keypoint_rnn "ensemble" (the converter fails on its nested
 members: "'tf.Transpose' op x should be of the same rank with y"); their
 SavedModel exports work.
+
+An export is written into a temporary folder beside ``--output`` and renamed into place when
+complete; SIGINT / SIGTERM stop it with one line (exit status 130 / 143) after removing
+that folder.
 """
 from __future__ import annotations
 
 import copy
 import datetime
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -58,19 +62,20 @@ import time
 
 from absl import app, flags, logging
 
+from pipeline import cli
+from trainers import tflite
 from trainers import workdir as workdir_lib
+from trainers.saved_model import (INPUT_NAME, OUTPUT_NAME, SIGNATURE, mixed, rebuilt,
+                                  spec_of, write_saved_model)
+from trainers.tflite import TFLITE_FILE, first_line
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZE = ("none", "float16", "int8")
-SIGNATURE = "serving_default"
-INPUT_NAME = "inputs"
-OUTPUT_NAME = "probabilities"
-TFLITE_FILE = "model.tflite"
 EXPORT_JSON = "export.json"
 CLASSES_JSON = "classes.json"
 
 # The flags live apart from absl's global ones, so that this module and trainers.train
-# (whose make_input the int8 calibration reads through) can be imported together.
+# (whose write_json writes export.json) can be imported together.
 FLAGS = flags.FlagValues()
 _F = dict(flag_values=FLAGS)
 flags.DEFINE_string("workdir", None, "The training workdir to export (written by "
@@ -178,110 +183,24 @@ def _frame_text(frame: dict) -> str:
     return out
 
 
-def _spec_of(model) -> tuple[tuple, str]:
-    """(shape without batch, dtype name) of the model's single input."""
-    shape = tuple(int(s) for s in model.inputs[0].shape[1:])
-    return shape, str(model.inputs[0].dtype).replace("tf.", "")
-
-
 # --------------------------------------------------------------------------
-# SavedModel.
+# int8 calibration and errors.
 # --------------------------------------------------------------------------
-def _write_saved_model(model, path: str, input_shape: tuple, dtype: str, batch=None,
-                       network=None):
-    """A SavedModel of ``model`` whose serving signature maps ``inputs`` to ``probabilities``.
-
-    ``network`` (default: the model in inference mode) is the function served; it
-    may only use ``model``'s variables.
-    """
-    import keras
-    import tensorflow as tf
-    spec = tf.TensorSpec((batch,) + tuple(input_shape), dtype, name=INPUT_NAME)
-    network = network or (lambda x: model(x, training=False))
-
-    @tf.function(input_signature=[spec])
-    def serve(inputs):
-        return {OUTPUT_NAME: network(inputs)}
-
-    # Not archive.track(model): the endpoint's variables are tracked anyway, and
-    # tracking the model as well would store every weight a second time.
-    archive = keras.export.ExportArchive()
-    archive.add_endpoint(SIGNATURE, serve)
-    archive.write_out(path, verbose=False)
-
-
-# --------------------------------------------------------------------------
-# TFLite.
-# --------------------------------------------------------------------------
-def rebuilt(model, *, unroll: bool = False, float_input: bool = False):
-    """The same network and weights, computing in float32, rebuilt from its config.
-
-    Layers a run trained under ``mixed_float16``/``mixed_bfloat16`` keep that policy
-    in the checkpoint; here they compute in float32, which CPUs and TFLite run best.
-    ``unroll`` unrolls recurrent layers over the clip's fixed length: a
-    ``tf.while_loop`` recurrence converts to a TFLite WHILE, which full-integer
-    quantisation does not handle (the converter crashes); unrolled, a GRU/LSTM is
-    FULLY_CONNECTED, LOGISTIC, TANH, MUL and ADD, all builtin in int8.
-    ``float_input`` makes the input float32 (for int8, where the converter
-    quantises the input itself).
-    """
-    config = copy.deepcopy(model.get_config())
-
-    def walk(node):
-        if isinstance(node, dict):
-            layer = node.get("config") if isinstance(node.get("config"), dict) else None
-            if layer is not None and isinstance(layer.get("dtype"), dict) and \
-                    str(layer["dtype"].get("config", {}).get("name", "")).startswith("mixed_"):
-                layer["dtype"] = "float32"
-            if unroll and layer is not None and node.get("class_name") in ("GRU", "LSTM",
-                                                                            "SimpleRNN"):
-                # Dropout is off in inference anyway; without it the layer keeps no
-                # random-seed state, which would become TFLite resource variables.
-                layer.update(unroll=True, dropout=0.0, recurrent_dropout=0.0)
-            if float_input and layer is not None and node.get("class_name") == "InputLayer":
-                layer["dtype"] = "float32"
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(config)
-    twin = model.__class__.from_config(config)
-    twin.set_weights(model.get_weights())
-    return twin
-
-
-def _mixed(model) -> bool:
-    """Whether any layer (nested ones included) computes under a mixed-precision policy."""
-    return any(getattr(layer, "dtype_policy", None) is not None and
-               layer.dtype_policy.name.startswith("mixed_") for layer in _layers(model))
-
-
-def _layers(layer):
-    yield layer
-    for sub in getattr(layer, "layers", None) or []:
-        yield from _layers(sub)
-    inner = getattr(layer, "layer", None)          # TimeDistributed, Bidirectional
-    if inner is not None:
-        yield from _layers(inner)
-
-
 def representative_inputs(run: workdir_lib.Run, count: int):
     """Up to ``count`` model inputs of the training split, read as in evaluation (all views).
 
-    Uses ``trainers.train.make_input`` with the run's config, its evaluation split
-    pointed at the training split, so sampling, cropping and views are the ones
-    the model is evaluated with.
+    Uses ``trainers.data.make_input`` with the run's config, its evaluation split
+    pointed at the training split, so sampling, cropping and views
+    (``trainers.data.reader_kwargs``) are the ones the model is evaluated with.
     """
     import numpy as np
-    from trainers import train
+    from trainers import data
     config = copy.deepcopy(run.config)
     config.data.eval_split = config.data.train_split
     if config.data.cache:                      # read once: no cache files
         config.data.cache = False if isinstance(config.data.cache, bool) else ""
     config.train.batch_size = 1
-    ds = train.make_input(config, run.info, training=False)
+    ds = data.make_input(config, run.info, training=False)
     out = []
     for batch in ds:
         for x in np.asarray(batch[0]):
@@ -289,174 +208,6 @@ def representative_inputs(run: workdir_lib.Run, count: int):
             if len(out) >= count:
                 return out
     return out
-
-
-def _converter(saved_model_dir: str, quantize: str, *, modality: str, representative=None,
-               select_tf_ops: bool = False):
-    import numpy as np
-    import tensorflow as tf
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, [SIGNATURE])
-    builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantize == "int8" else \
-        tf.lite.OpsSet.TFLITE_BUILTINS
-    converter.target_spec.supported_ops = [builtins] + (
-        [tf.lite.OpsSet.SELECT_TF_OPS] if select_tf_ops else [])
-    if quantize == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif quantize == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: (
-            [np.asarray(x, np.float32)[None]] for x in representative)
-        converter.inference_input_type = tf.int8 if modality == "keypoints" else tf.uint8
-        converter.inference_output_type = tf.int8
-    return converter
-
-
-def convert_tflite(model, path: str, quantize: str, *, modality: str, representative=None,
-                  select_tf_ops: bool = False) -> dict:
-    """Converts ``model`` to ``path`` (a .tflite file); returns its tensors' details."""
-    import tensorflow as tf
-    int8 = quantize == "int8"
-    twin = rebuilt(model, unroll=True, float_input=int8)
-    shape, dtype = _spec_of(twin)
-    pixels = int8 and modality != "keypoints"
-    # For int8 pixels, pin the input range to the pixel range: the uint8 input then is
-    # the pixel value itself (scale 1, zero point 0) whatever the calibration clips hold.
-    network = (lambda x: twin(tf.quantization.fake_quant_with_min_max_args(
-        x, min=0.0, max=255.0, num_bits=8), training=False)) if pixels else None
-    with tempfile.TemporaryDirectory(prefix="actionflow_export_") as tmp:
-        _write_saved_model(twin, tmp, shape, dtype, batch=1, network=network)
-        converter = _converter(tmp, quantize, modality=modality, representative=representative,
-                               select_tf_ops=select_tf_ops)
-        try:
-            flatbuffer = converter.convert()
-        except Exception as e:   # ConverterError and friends: report the converter's reason
-            ops = f"builtin {'int8 ' if int8 else ''}operators" + (
-                " and TensorFlow operators" if select_tf_ops else "")
-            raise ExportError(f"the TFLite converter cannot convert this model to {ops}: "
-                              f"{_first_line(e)}" + ("" if select_tf_ops else
-                                                     " (--select_tf_ops allows TensorFlow "
-                                                     "operators)")) from None
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
-    return tflite_details(path)
-
-
-def _first_line(error: Exception) -> str:
-    """The converter's reason in one line: the operators it has no kernel for, or its error."""
-    text = str(error).strip()
-    missing = re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
-    if missing:
-        return ("no builtin TFLite kernel for TensorFlow operator(s) "
-                + ", ".join(sorted(set(missing))))
-    errors = re.findall(r"error: ([^\n]+)", text)
-    line = errors[-1] if errors else (text.splitlines()[0] if text else type(error).__name__)
-    if line.startswith("loc(") and "): " in line:      # drop the source location
-        line = line[line.rindex("): ") + 3:]
-    return line.strip()[:300]
-
-
-def _interpreter(path: str, num_threads: int | None = None):
-    import tensorflow as tf
-    if os.path.isdir(path):
-        path = os.path.join(path, TFLITE_FILE)
-    return tf.lite.Interpreter(model_path=path, num_threads=num_threads)
-
-
-def tflite_details(path: str) -> dict:
-    """The input and output tensors of a .tflite file (shape, dtype, scale, zero point)."""
-    interpreter = _interpreter(path)
-
-    def describe(d, name):
-        scale, zero = d["quantization"]
-        return {"name": name, "tensor": d["name"], "shape": [int(s) for s in d["shape"]],
-                "dtype": d["dtype"].__name__,
-                "quantization": {"scale": float(scale), "zero_point": int(zero)} if scale else None}
-    ops = sorted({op["op_name"] for op in interpreter._get_ops_details()} - {"DELEGATE"})
-    return {"input": describe(interpreter.get_input_details()[0], INPUT_NAME),
-            "output": describe(interpreter.get_output_details()[0], OUTPUT_NAME),
-            "operators": ops}
-
-
-def dequantize(values, quantization):
-    """float32 values of a quantised tensor: (q - zero_point) * scale.
-
-    ``quantization`` is a (scale, zero_point) pair, the interpreter's tensor
-    details, or export.json's ``{"scale", "zero_point"}``; scale 0 means not quantised.
-    """
-    import numpy as np
-    scale, zero = _scale_zero(quantization)
-    values = np.asarray(values)
-    if not scale:
-        return values.astype(np.float32)
-    return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
-
-
-def quantize_input(values, quantization, dtype):
-    """Float inputs to the quantised input type: round(x / scale) + zero_point, clipped."""
-    import numpy as np
-    scale, zero = _scale_zero(quantization)
-    values = np.asarray(values)
-    if not scale:
-        return values.astype(dtype)
-    if np.issubdtype(values.dtype, np.integer) and scale == 1.0 and zero == 0:
-        return values.astype(dtype)
-    info = np.iinfo(dtype)
-    q = np.round(values.astype(np.float32) / scale) + zero
-    return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def _scale_zero(quantization):
-    if quantization is None:
-        return 0.0, 0
-    if isinstance(quantization, dict):
-        if "quantization" in quantization:
-            return _scale_zero(quantization["quantization"])
-        return float(quantization["scale"]), int(quantization["zero_point"])
-    scale, zero = quantization
-    return float(scale), int(zero)
-
-
-class TFLiteModel:
-    """A .tflite file (or an export directory) loaded once: ``model(inputs)`` -> probabilities.
-
-    ``inputs`` is ``[N, ...]`` in the model's input shape without batch: uint8
-    pixels or float32 keypoints. The file takes one example at a time; they are
-    run in turn. Quantised inputs are quantised and quantised outputs dequantised
-    with the tensors' own scale and zero point, so every export answers in float32.
-    """
-
-    def __init__(self, path: str, num_threads: int | None = None):
-        self.interpreter = _interpreter(path, num_threads)
-        self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-
-    def __call__(self, inputs):
-        import numpy as np
-        inp, out, interpreter = self.input, self.output, self.interpreter
-        results = []
-        for x in np.asarray(inputs):
-            interpreter.set_tensor(inp["index"], quantize_input(x[None], inp["quantization"],
-                                                                inp["dtype"]))
-            interpreter.invoke()
-            results.append(dequantize(interpreter.get_tensor(out["index"]),
-                                      out["quantization"])[0])
-        return np.stack(results) if results else np.zeros((0,) + tuple(out["shape"][1:]),
-                                                          np.float32)
-
-
-def run_tflite(path: str, inputs, num_threads: int | None = None):
-    """Runs a .tflite file (or an export directory) on a batch: float32 probabilities
-    ``[N, ...]`` (see ``TFLiteModel``)."""
-    return TFLiteModel(path, num_threads)(inputs)
-
-
-def run_saved_model(path: str, inputs):
-    """The ``probabilities`` of a SavedModel export for a batch of inputs (numpy)."""
-    import tensorflow as tf
-    serve = tf.saved_model.load(path).signatures[SIGNATURE]
-    return serve(**{INPUT_NAME: tf.constant(inputs)})[OUTPUT_NAME].numpy()
 
 
 # --------------------------------------------------------------------------
@@ -493,44 +244,17 @@ def export(workdir: str, fmt: str = "saved_model", *, quantize: str = "none",
     started = time.monotonic()
     _log(f"loading {ckpt_path}")
     model = run.load_model(checkpoint)
-    if _mixed(model):
+    if mixed(model):
         _log("computing in float32 (the run trained under a mixed-precision policy)")
         model = rebuilt(model)
-    shape, dtype = _spec_of(model)
     parent = os.path.dirname(os.path.abspath(output))
     tmp = tempfile.mkdtemp(prefix=".export_", dir=parent)
     try:
         if fmt == "saved_model":
-            _log(f"writing a SavedModel: {INPUT_NAME} {dtype} {[None, *shape]} -> {OUTPUT_NAME}")
-            _write_saved_model(model, tmp, shape, dtype)
-            io = {"input": {"name": INPUT_NAME, "shape": [None, *shape], "dtype": dtype,
-                            "quantization": None},
-                  "output": {"name": OUTPUT_NAME, "shape": list(model.output_shape),
-                             "dtype": "float32", "quantization": None}}
-            calibration = None
+            io, calibration = _export_saved_model(model, tmp), None
         else:
-            representative = None
-            calibration = None
-            if quantize == "int8":
-                _log(f"reading {representative_examples} representative examples of split "
-                     f"{run.config.data.train_split!r} from {run.config.data.build_dir}")
-                try:
-                    representative = representative_inputs(run, representative_examples)
-                except (OSError, ValueError, tf.errors.OpError) as e:
-                    raise ExportError(f"cannot read the build the run trained on "
-                                      f"({run.config.data.build_dir}): {_first_line(e)}") from None
-                if not representative:
-                    raise ExportError(f"split {run.config.data.train_split!r} of "
-                                      f"{run.config.data.build_dir} has no examples to "
-                                      "calibrate int8 with")
-                calibration = {"split": run.config.data.train_split,
-                               "examples": len(representative)}
-            _log(f"converting to TFLite ({'float32' if quantize == 'none' else quantize}, batch "
-                 f"1, recurrent layers unrolled)")
-            details = convert_tflite(model, os.path.join(tmp, TFLITE_FILE), quantize,
-                                    modality=run.modality, representative=representative,
-                                    select_tf_ops=select_tf_ops)
-            io = details
+            io, calibration = _export_tflite(run, model, tmp, quantize, representative_examples,
+                                             select_tf_ops)
         info = {
             "format": fmt,
             "quantize": quantize if fmt == "tflite" else None,
@@ -570,6 +294,48 @@ def export(workdir: str, fmt: str = "saved_model", *, quantize: str = "none",
     return {**info, "path": output, "bytes": size}
 
 
+def _export_saved_model(model, folder: str) -> dict:
+    """Writes the SavedModel into ``folder``; returns its input and output tensors."""
+    shape, dtype = spec_of(model)
+    _log(f"writing a SavedModel: {INPUT_NAME} {dtype} {[None, *shape]} -> {OUTPUT_NAME}")
+    write_saved_model(model, folder, shape, dtype)
+    return {"input": {"name": INPUT_NAME, "shape": [None, *shape], "dtype": dtype,
+                      "quantization": None},
+            "output": {"name": OUTPUT_NAME, "shape": list(model.output_shape),
+                       "dtype": "float32", "quantization": None}}
+
+
+def _export_tflite(run: workdir_lib.Run, model, folder: str, quantize: str,
+                   representative_examples: int, select_tf_ops: bool) -> tuple[dict, dict | None]:
+    """Writes model.tflite into ``folder``; returns its tensors' details and the int8
+    calibration (split and example count; None unless int8)."""
+    import tensorflow as tf
+    representative = None
+    calibration = None
+    if quantize == "int8":
+        d = run.config.data
+        _log(f"reading {representative_examples} representative examples of split "
+             f"{d.train_split!r} from {d.build_dir}")
+        try:
+            representative = representative_inputs(run, representative_examples)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise ExportError(f"cannot read the build the run trained on "
+                              f"({d.build_dir}): {first_line(e)}") from None
+        if not representative:
+            raise ExportError(f"split {d.train_split!r} of {d.build_dir} has no examples to "
+                              "calibrate int8 with")
+        calibration = {"split": d.train_split, "examples": len(representative)}
+    _log(f"converting to TFLite ({'float32' if quantize == 'none' else quantize}, batch "
+         f"1, recurrent layers unrolled)")
+    try:
+        details = tflite.convert_tflite(model, os.path.join(folder, TFLITE_FILE), quantize,
+                                        modality=run.modality, representative=representative,
+                                        select_tf_ops=select_tf_ops)
+    except tflite.ConversionError as e:
+        raise ExportError(str(e)) from None
+    return details, calibration
+
+
 def _output_kind(run: workdir_lib.Run) -> str:
     if run.modality != "keypoints":
         return "softmax over classes, one row per input"
@@ -601,31 +367,43 @@ def _write_json(path: str, data):
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    if not FLAGS.workdir:
-        print("error: --workdir is required, e.g.\n  python -m trainers.export --workdir "
-              "runs/demo --format tflite --quantize int8", file=sys.stderr)
-        return 2
-    # The converter and the SavedModel writer log every step at INFO; [export] lines
-    # say what happens.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    logging.set_verbosity(logging.WARNING)
-    try:
-        export(FLAGS.workdir, FLAGS.format, quantize=FLAGS.quantize, checkpoint=FLAGS.checkpoint,
-               output=FLAGS.output, overwrite=FLAGS.overwrite,
-               representative_examples=FLAGS.representative_examples,
-               select_tf_ops=FLAGS.select_tf_ops)
-    except (ExportError, workdir_lib.RunError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    """Exports from parsed flags; returns the exit code (2 for user mistakes, 130 / 143
+    when SIGINT / SIGTERM stopped it: the temporary export folder is removed)."""
+    with cli.StopSignals():
+        try:
+            settings = _settings(argv)
+            # The converter and the SavedModel writer log every step at INFO; [export]
+            # lines say what happens.
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+            logging.set_verbosity(logging.WARNING)
+            export(FLAGS.workdir, FLAGS.format, **settings)
+        except (ExportError, workdir_lib.RunError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except cli.Stopped as stop:
+            print(cli.stopped_line("export", stop, "nothing is kept (the export is written "
+                                   "beside its output and renamed into place only when "
+                                   "complete)", cli.command_line("trainers.export",
+                                                                 sys.argv[1:])),
+                  file=sys.stderr, flush=True)
+            return stop.exit_code
     return 0
 
 
+def _settings(argv) -> dict:
+    """The export's keyword arguments from the flags; ExportError for a usage mistake."""
+    if len(argv) > 1:
+        raise ExportError(f"unexpected arguments {argv[1:]}")
+    if not FLAGS.workdir:
+        raise ExportError("--workdir is required, e.g.\n  python -m trainers.export --workdir "
+                          "runs/demo --format tflite --quantize int8")
+    return dict(quantize=FLAGS.quantize, checkpoint=FLAGS.checkpoint, output=FLAGS.output,
+                overwrite=FLAGS.overwrite, representative_examples=FLAGS.representative_examples,
+                select_tf_ops=FLAGS.select_tf_ops)
+
+
 def _parse(argv):
-    """absl flags_parser (``trainers.cli.parse``)."""
-    from trainers import cli
+    """absl flags_parser (``pipeline.cli.parse``)."""
     return cli.parse(FLAGS, argv, __name__)
 
 

@@ -11,8 +11,9 @@ models and weighted-mean ensembles alike: an ensemble is one Keras model)::
 Steps:
 
 1. read every window of every sequence of the split, in order, with the run's
-   windowing (``data.window``, ``data.window_shift``; the reader of training,
-   ``tfrecords.reader.make_keypoint_dataset``, with ``target="frames"``);
+   windowing (``data.window``, ``data.window_shift``: ``trainers.data.reader_kwargs``;
+   the reader of training, ``tfrecords.reader.make_keypoint_dataset``, with
+   ``target="frames"``);
 2. run the model on them and put each window's frame-wise probabilities back at
    its frames: a frame covered by several windows gets their mean, a frame no
    window covers stays NaN;
@@ -38,12 +39,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from typing import Any
 
 import numpy as np
 
+from trainers import data as data_lib
 from trainers import timeline
 from trainers.workdir import RunError
 
@@ -276,7 +280,7 @@ def evaluate_keypoints(run, model, split: str = "test", out_dir: str | None = No
     import tensorflow as tf
 
     from tfrecords import reader
-    from trainers import train
+    from trainers.data import input_shape, keypoint_shape, reader_kwargs
 
     if run.modality != "keypoints":
         raise RunError(f"{run.workdir} trained on {run.modality} records; keypoint evaluation "
@@ -285,33 +289,76 @@ def evaluate_keypoints(run, model, split: str = "test", out_dir: str | None = No
         raise RunError(f"batch size must be >= 1, got {batch_size}")
     binary, units, threshold = _output_kind(run, model, threshold)
     source = _open_split(run, split)
+    build = run.config.data.build_dir
+    try:                      # the framing and CRCs of the split's shards, before reading
+        data_lib.check_build(build, source.info, [split], on_corrupt="fail",
+                             program="evaluate")
+    except data_lib.CorruptData as e:
+        raise RunError(str(e)) from None
     if source.classes and tuple(source.classes) != tuple(run.classes):
         raise RunError(f"{run.config.data.build_dir} has classes {', '.join(source.classes)} "
                        f"but the run trained on {', '.join(run.classes)}")
-    # train.py's shape of the records and of the model input, read from this split
+    # the trainer's shape of the records and of the model input, read from this split
     config = ml_collections.ConfigDict(run.config.to_dict())
     config.data.train_split = split
     try:
-        people, points, coords = train.keypoint_shape(config, source.info)
-        _check_input(model, train.input_shape(config, source.info))
+        people, points, coords = keypoint_shape(config, source.info)
+        _check_input(model, input_shape(config, source.info))
     except (tf.errors.OpError, KeyError, IndexError) as e:
         raise RunError(f"cannot read {split} of {config.data.build_dir}: {e}") from None
 
-    sequences = read_sequences(source.files)
+    try:
+        sequences = read_sequences(source.files)
+    except Exception as e:
+        _raise_read_error(e, build, source.info, split)
+        raise
     for seq in sequences:
         if not seq["fps"] > 0:
             raise RunError(f"record {seq['video_id']!r} of {split} has no frame rate "
                            "(video/fps), so its frames cannot be put into seconds")
     d = run.config.data
+    # the run's windows, every one of them in order, scored frame by frame
+    windows = dict(reader_kwargs(d, "keypoints", training=False), target="frames")
     dataset = reader.make_keypoint_dataset(
-        d.build_dir, split, training=False, batch_size=int(batch_size), window=d.window,
-        window_shift=d.window_shift or None, num_people=people, num_points=points,
-        num_coords=coords, target="frames", with_metadata=True)
-    probs = predict_frames(model, dataset, [len(s["frame_labels"]) for s in sequences], units)
+        d.build_dir, split, training=False, batch_size=int(batch_size), num_people=people,
+        num_points=points, num_coords=coords, with_metadata=True, **windows)
+    try:
+        probs = predict_frames(model, dataset, [len(s["frame_labels"]) for s in sequences],
+                               units)
+    except Exception as e:
+        _raise_read_error(e, build, source.info, split)
+        raise
 
     out_dir = out_dir or os.path.join(run.workdir, "eval", split)
-    timelines_dir = os.path.join(out_dir, "timelines")
-    os.makedirs(timelines_dir, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
+    # Written beside, then renamed into place: a stopped evaluation leaves no half set.
+    final_timelines = os.path.join(out_dir, "timelines")
+    timelines_dir = tempfile.mkdtemp(prefix=".partial-timelines-", dir=out_dir)
+    try:
+        metrics = _write_timelines(run, split, sequences, probs,
+                                   timelines_dir=timelines_dir, binary=binary,
+                                   threshold=threshold, source=source, checkpoint=checkpoint)
+        if os.path.isdir(final_timelines):
+            shutil.rmtree(final_timelines)
+        os.rename(timelines_dir, final_timelines)
+    finally:
+        shutil.rmtree(timelines_dir, ignore_errors=True)
+    _write_json(os.path.join(out_dir, "metrics.json"), metrics)
+    return metrics
+
+
+def _raise_read_error(error: BaseException, build: str, info, split: str) -> None:
+    """A record tf.data could not read, as one line naming its shard (else returns)."""
+    explained = data_lib.explain_data_error(error, build, info or {}, [split],
+                                            "evaluate stopped; nothing was written")
+    if explained is not None:
+        raise RunError(str(explained)) from None
+
+
+def _write_timelines(run, split, sequences, probs, *, timelines_dir, binary,
+                     threshold, source, checkpoint) -> dict[str, Any]:
+    """Writes each sequence's timeline files into ``timelines_dir``; returns the metrics."""
+    d = run.config.data
     classes = list(run.classes)
     stems = file_stems([s["video_id"] for s in sequences])
     frame_truth, frame_pred, second_truth, second_pred, per_video = [], [], [], [], []
@@ -371,7 +418,6 @@ def evaluate_keypoints(run, model, split: str = "test", out_dir: str | None = No
         "window": int(d.window), "window_shift": int(d.window_shift or d.window),
         "videos": per_video,
     }
-    _write_json(os.path.join(out_dir, "metrics.json"), metrics)
     return metrics
 
 

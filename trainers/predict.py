@@ -11,7 +11,7 @@ A raw input goes the way the model's training data went, through the same
 code:
 
     raw input ─► the build's decode, sampling, resize and encode
-                 (pipeline.transforms.make_item_records, with the settings in the
+                 (pipeline.media.records.make_item_records, with the settings in the
                  run's dataset_info.json)
               ─► record bytes
               ─► the reader's evaluation path (tfrecords.reader: parse ─► sample ─►
@@ -31,30 +31,36 @@ apart (each window's frames sampled as the build samples a whole video), and
 prints ``[t0–t1] label p`` lines as windows complete; ``--camera N`` does the
 same on a live camera until interrupted. ``--overlay OUT.mp4`` writes the
 video with the predicted label and confidence drawn on every frame (with
-windows: the label of the latest window that covers the frame).
+windows: the label of the latest window that covers the frame). Windows and overlay
+frames are timed as the build times its clips: by the decoder's presentation times
+(``pipeline.media.video.VideoReader``).
 
 Exit status: 0 when every input was predicted, 1 when some failed, 2 when all
 failed or the command line or workdir is wrong.
 """
 from __future__ import annotations
 
-import bisect
-import collections
-import dataclasses
 import json
-import math
 import os
-import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from absl import app, flags
+
+from pipeline import cli
+from pipeline.media import records, streams
+from pipeline.media.encode import output_size, parse_size, process_frame
+from pipeline.media.items import Clip, Item, MediaError
+from pipeline.media.sampling import plan_positions
+from pipeline.media.video import VideoReader
+from trainers import data, inputs, overlay
+from trainers.inputs import KIND_MODALITY, KIND_WORDS, MODALITY_TAKES, InputError
 
 # Own flag registry: importing this module (trainers.serve does) defines no global flags.
 FLAGS = flags.FlagValues()
@@ -84,277 +90,6 @@ flags.DEFINE_string("video_dir", None, "Keypoint models trained on coordinates d
                     "frame size: a folder holding the video each JSON sequence came from "
                     "(matched by name), whose size is used.", flag_values=FLAGS)
 
-KIND_MODALITY = {"video": "video", "frames": "video", "image": "image", "keypoints": "keypoints"}
-KIND_WORDS = {"video": "a video file", "frames": "a frame folder", "image": "an image",
-              "keypoints": "OpenPose keypoints"}
-MODALITY_TAKES = {"video": "video files or frame folders", "image": "image files",
-                  "keypoints": "OpenPose JSON folders (<name>_<frame>_keypoints.json)"}
-OPENPOSE_FILE = re.compile(r"^(.*)_(\d{12})_keypoints\.json$")
-BOUNDARY_S = 1e-6          # slack when comparing frame times with window edges
-DEFAULT_FPS = 25.0         # for videos whose container gives no frame rate
-
-
-class InputError(ValueError):
-    """An unreadable, unsupported or wrong-modality input (message for the user)."""
-
-
-# --------------------------------------------------------------------------
-# The build's settings, read back from dataset_info.json.
-# --------------------------------------------------------------------------
-def build_settings(info: dict, *, frame_size: tuple[int, int] | None = None,
-                   video_dir: str | None = None):
-    """The ``BuildSettings`` the build used (``pipeline.transforms``), from its dataset_info.
-
-    Keypoint builds are read back whole (no windows: the reader cuts windows as
-    in evaluation); ``frame_size`` / ``video_dir`` replace the build's way of
-    normalising coordinates by the frame size (raises ValueError if it did not).
-    """
-    from pipeline import transforms, video
-    sampling = dict(info.get("sampling") or {})
-    sampling["indices"] = tuple(sampling.get("indices") or ())
-    frame = dict(info.get("frame") or {})
-    if frame.get("size"):
-        frame["size"] = tuple(frame["size"])
-    keypoint_spec = None
-    if info.get("keypoints"):
-        from pipeline import keypoints
-        k = dict(info["keypoints"])
-        k["keypoints"] = tuple(k.get("keypoints") or ())
-        k["frame_size"] = tuple(k["frame_size"]) if k.get("frame_size") else None
-        k["window"] = k["window_stride"] = None
-        if frame_size or video_dir:
-            if not (k["frame_size"] or k["video_dir"]):
-                raise ValueError("this model was trained on pixel coordinates (its build "
-                                 "normalised by no frame size): --frame_size and --video_dir "
-                                 "do not apply")
-            k["frame_size"], k["video_dir"] = (tuple(frame_size) if frame_size else None,
-                                               video_dir)
-        keypoint_spec = keypoints.KeypointSpec(**k)
-    tolerance = (info.get("flags") or {}).get("truncation_tolerance", 0.05)
-    return transforms.BuildSettings(video.SamplingSpec(**sampling), video.FrameSpec(**frame),
-                                    tolerance, float(info.get("source_fps") or 0.0),
-                                    keypoint_spec)
-
-
-# --------------------------------------------------------------------------
-# What an input is.
-# --------------------------------------------------------------------------
-def input_kind(path: str) -> str:
-    """'video', 'frames', 'image' or 'keypoints' from the path alone; InputError if none."""
-    from pipeline import frames
-    if os.path.isdir(path):
-        names = os.listdir(path)
-        if any(n.lower().endswith(frames.IMAGE_EXTENSIONS) for n in names):
-            return "frames"
-        if any(OPENPOSE_FILE.match(n) for n in names):
-            return "keypoints"
-        raise InputError(f"{path}: a folder with no frames ({', '.join(frames.IMAGE_EXTENSIONS)}) "
-                         "and no OpenPose <name>_<12-digit frame>_keypoints.json files")
-    if os.path.isfile(path):
-        name = os.path.basename(path).lower()
-        if name.endswith(frames.IMAGE_EXTENSIONS):
-            return "image"
-        if OPENPOSE_FILE.match(os.path.basename(path)):
-            return "keypoints"
-        if name.endswith(".json"):
-            raise InputError(f"{path}: a JSON file not named like OpenPose output "
-                             "(<name>_<12-digit frame>_keypoints.json)")
-        if os.path.getsize(path) == 0:
-            raise InputError(f"{path}: the file is empty (0 bytes)")
-        return "video"   # .avi, .mp4, ... or any other name: OpenCV says if it is no video
-    folder, name = os.path.split(path.rstrip("/"))
-    if os.path.isdir(folder or ".") and name:
-        stem = OPENPOSE_FILE.match(name)
-        name = stem.group(1) if stem else name
-        sequences = sorted({m.group(1) for n in os.listdir(folder or ".")
-                            if (m := OPENPOSE_FILE.match(n))})
-        if name in sequences:
-            return "keypoints"
-        if sequences:
-            raise InputError(f"{path}: no such file or folder, and no OpenPose sequence named "
-                             f"{name!r} in {folder or '.'} (it has {', '.join(sequences[:3])}"
-                             f"{', ...' if len(sequences) > 3 else ''})")
-    raise InputError(f"{path}: no such file or folder")
-
-
-def _keypoint_item(path: str):
-    """The OpenPose item of ``path``: a folder of one sequence, FOLDER/NAME, or one of its files."""
-    from pipeline.sources import base, openpose
-    if os.path.isdir(path):
-        folder, name = path, None
-    else:
-        folder, name = os.path.split(path.rstrip("/"))
-        match = OPENPOSE_FILE.match(name)
-        if match:
-            name = match.group(1)
-    try:
-        listing = openpose.list_items(folder or ".", base.SourceOptions())
-    except base.SourceError as e:
-        raise InputError(f"{path}: {str(e).splitlines()[0]}") from None
-    items = {item.video_id: item for item in listing.items}
-    if name is not None:
-        if name not in items:
-            raise InputError(f"{path}: no OpenPose sequence named {name!r} in {folder}")
-        return items[name]
-    if len(items) > 1:
-        names = sorted(items)
-        raise InputError(f"{path} holds {len(items)} OpenPose sequences "
-                         f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}): give "
-                         f"one as FOLDER/NAME, e.g. {os.path.join(path, names[0])}")
-    return next(iter(items.values()))
-
-
-def _item(path: str, kind: str):
-    """The build's ``Item`` for a raw input (unlabelled, split 'predict')."""
-    from pipeline.sources import base
-    if kind == "keypoints":
-        return _keypoint_item(path)
-    name = os.path.basename(path.rstrip("/")) or path
-    return base.Item(path=path, video_id=name, split="predict", label=-1, label_text="",
-                     kind=kind)
-
-
-def _media_message(path: str, error) -> str:
-    """A MediaError as one line for the user."""
-    detail = error.detail
-    if error.reason == "too_short":
-        detail += "; the build this model was trained on skips clips that short"
-    return f"{path}: {detail} ({error.reason})"
-
-
-# --------------------------------------------------------------------------
-# Frames from a video file or a camera, and sliding windows over them.
-# --------------------------------------------------------------------------
-class VideoFrames:
-    """(index, seconds, BGR frame) of a video file, timed index / fps; a context manager."""
-
-    def __init__(self, path: str):
-        import cv2
-        if not os.path.isfile(path):
-            raise InputError(f"{path}: no such file")
-        self.path = path
-        self.cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-        if not self.cap.isOpened():
-            raise InputError(f"{path}: OpenCV/FFmpeg cannot open it as a video")
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
-        count = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.claimed = int(count) if math.isfinite(count) and count > 0 else 0
-
-    def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
-        i = 0
-        while True:
-            ok, frame = self.cap.read()
-            if not ok or frame is None:
-                return
-            yield i, i / self.fps, frame
-            i += 1
-
-    def close(self):
-        self.cap.release()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-class CameraFrames(VideoFrames):
-    """(index, seconds since the first frame, BGR frame) from camera ``index`` until stopped."""
-
-    def __init__(self, index: int):
-        import cv2
-        self.path = f"camera {index}"
-        level = cv2.getLogLevel()
-        cv2.setLogLevel(0)                  # silent: probing a missing device warns
-        try:
-            self.cap = cv2.VideoCapture(index)
-            opened = self.cap.isOpened()
-        finally:
-            cv2.setLogLevel(level)
-        if not opened:
-            self.cap.release()
-            raise InputError(f"cannot open camera {index} (no such device, no permission, or "
-                             "in use by another program)")
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if math.isfinite(fps) and 0 < fps < 1000 else DEFAULT_FPS
-        self.claimed = 0
-
-    def __iter__(self):
-        start = None
-        i = 0
-        while True:
-            ok, frame = self.cap.read()
-            if not ok or frame is None:
-                return
-            now = time.monotonic()
-            start = now if start is None else start
-            yield i, now - start, frame
-            i += 1
-
-
-@dataclasses.dataclass
-class Window:
-    """The frames of one window, processed as the build processes kept frames."""
-    start: float                 # seconds
-    end: float
-    indices: list[int]           # frame numbers in the stream
-    times: list[float]
-    encoded: list[bytes]
-    source_hw: tuple[int, int]
-
-
-def sliding_windows(frames: Iterable[tuple[int, float, np.ndarray]], window: float, hop: float,
-                    process: Callable[[np.ndarray], bytes]) -> Iterator[Window]:
-    """Windows [k * hop, k * hop + window) of a frame stream, each as soon as it is complete.
-
-    Every frame is processed once (``process``: the build's crop/resize/encode)
-    and kept only while a later window can still use it. When the stream ends,
-    a stream shorter than one window gives one window of all its frames, and a
-    tail after the last whole window gives one last window ending with the
-    stream, so every frame is covered.
-    """
-    if window <= 0 or hop <= 0:
-        raise ValueError("window and hop must be > 0 seconds")
-    kept: collections.deque = collections.deque()     # (index, t, encoded)
-    k, emitted, last_end, hw = 0, 0, 0.0, (0, 0)
-    period = None
-    prev_t = None
-
-    def make(start: float, end: float) -> Window:
-        inside = [f for f in kept if start - BOUNDARY_S <= f[1] < end - BOUNDARY_S]
-        return Window(start, end, [f[0] for f in inside], [f[1] for f in inside],
-                      [f[2] for f in inside], hw)
-
-    for index, t, bgr in frames:
-        if prev_t is not None and t > prev_t:
-            period = t - prev_t
-        prev_t = t
-        while t >= k * hop + window - BOUNDARY_S:
-            if any(f[1] >= k * hop - BOUNDARY_S for f in kept):
-                yield make(k * hop, k * hop + window)
-                emitted += 1
-                last_end = k * hop + window
-            k += 1
-        while kept and kept[0][1] < min(k * hop, t - window) - BOUNDARY_S:
-            kept.popleft()
-        hw = bgr.shape[:2]
-        kept.append((index, t, process(bgr)))
-    if not kept:
-        return
-    end = kept[-1][1] + (period or 1.0 / DEFAULT_FPS)
-    while k * hop + window <= end + BOUNDARY_S:          # whole windows ending with the stream
-        yield make(k * hop, k * hop + window)
-        emitted += 1
-        last_end = k * hop + window
-        k += 1
-    if not emitted:
-        yield make(kept[0][1], end)
-    elif last_end < end - BOUNDARY_S:
-        yield make(max(0.0, end - window), end)
-
 
 # --------------------------------------------------------------------------
 # The predictor.
@@ -374,11 +109,12 @@ class Predictor:
         self.checkpoint = checkpoint
         self.classes: tuple[str, ...] = tuple(run.classes)
         self.modality: str = run.modality
-        self.settings = build_settings(run.info, frame_size=frame_size, video_dir=video_dir)
+        self.settings = records.settings_from_info(run.info, frame_size=frame_size,
+                                                   video_dir=video_dir)
         # The reader pipelines are built once, over one record file that each call rewrites
         # (building a tf.data pipeline costs more than reading a clip through it).
         self._tmp = tempfile.mkdtemp(prefix="actionflow-predict-")
-        weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        self.close = weakref.finalize(self, shutil.rmtree, self._tmp, True)  # close(): remove it
         self._shard = os.path.join(self._tmp, "predict.tfrecord")
         self._datasets: dict[tuple, Any] = {}
         self._lock = threading.Lock()
@@ -400,21 +136,20 @@ class Predictor:
     # ---------------------------------------------------------------- records
     def record_of(self, path: str) -> tuple[str, bytes]:
         """(kind, record bytes) of a raw input, made by the build's own code."""
-        from pipeline import transforms, video
-        kind = input_kind(path)
+        kind = inputs.input_kind(path)
         want = self.modality
         if KIND_MODALITY[kind] != want:
             raise InputError(f"{path} is {KIND_WORDS[kind]}; this {self.run.model_name} model "
                              f"takes {MODALITY_TAKES[want]}")
-        item = _item(path, kind)
+        item = inputs.item_for(path, kind)
         try:
-            made, _ = transforms.make_item_records(item, self.settings)
-        except video.MediaError as e:
+            made, _ = records.make_item_records(item, self.settings)
+        except MediaError as e:
             if e.reason == "video_not_found":
                 raise InputError(
                     f"{path}: this model was trained on coordinates divided by each video's "
                     f"frame size, and {e.detail}: give --frame_size WxH or --video_dir") from None
-            raise InputError(_media_message(path, e)) from None
+            raise InputError(inputs.media_message(path, e)) from None
         except Exception as e:  # noqa: BLE001 - any decoder failure is about this input
             raise InputError(f"{path}: cannot read it: {type(e).__name__}: {e}") from None
         return kind, made[0][-1]
@@ -423,18 +158,11 @@ class Predictor:
     def _video_dataset(self, shard: str, batch_size: int):
         """The reader's evaluation pipeline over ``shard`` with the run's data settings."""
         from tfrecords import reader
-        d = self.run.config.data
-        common = dict(training=False, batch_size=batch_size, with_metadata=True,
-                      image_format=self.run.info.get("image_format") or "jpeg",
-                      classes=self.classes)
-        if self.modality == "image":
-            return reader.make_image_dataset([shard], crop_size=d.crop_size, crop="center",
-                                             **common)
-        return reader.make_dataset(
-            [shard], num_frames=d.num_frames, sampling=d.sampling, stride=d.stride,
-            short=d.short if d.short != "error" else "loop", crop_size=d.crop_size,
-            crop="center", resize_shorter=d.resize_shorter or None,
-            num_test_clips=d.num_test_clips, num_test_crops=d.num_test_crops, **common)
+        make = reader.make_image_dataset if self.modality == "image" else reader.make_dataset
+        return make([shard], training=False, batch_size=batch_size, with_metadata=True,
+                    image_format=self.run.info.get("image_format") or "jpeg",
+                    classes=self.classes,
+                    **data.reader_kwargs(self.run.config.data, self.modality, training=False))
 
     def _probabilities(self, outputs: np.ndarray) -> np.ndarray:
         """Model outputs as class probabilities (one sigmoid unit -> [1 - p, p])."""
@@ -488,9 +216,9 @@ class Predictor:
 
         def make(shard):
             return reader.make_keypoint_dataset(
-                [shard], training=False, batch_size=32, window=d.window,
-                window_shift=d.window_shift or None, num_people=people, num_points=points,
-                num_coords=coords, target=d.target, with_metadata=True)
+                [shard], training=False, batch_size=32, num_people=people, num_points=points,
+                num_coords=coords, with_metadata=True,
+                **data.reader_kwargs(d, "keypoints", training=False))
 
         def consume(ds):
             sums, counts = np.zeros((n, len(self.classes))), np.zeros(n)
@@ -546,43 +274,39 @@ class Predictor:
                    short_policy=parsed["short_policy"].numpy().decode())
         return out
 
-    def window_record(self, win: Window, fps: float, name: str = "window") -> bytes:
+    def window_record(self, win: streams.Window, fps: float, name: str = "window") -> bytes:
         """One window's clip record: the build's sampling plan over the window's frames."""
-        from pipeline import frames, transforms, video
-        from pipeline.sources import base
         s = self.settings
-        positions, policy = frames.plan_positions(s.sampling, len(win.encoded), fps)
-        out_h, out_w = video.output_size(s.frame, *win.source_hw)
-        clip = video.Clip(frames=[win.encoded[p] for p in positions],
-                          timestamps_us=[int(round(win.times[p] * 1e6)) for p in positions],
-                          source_indices=[win.indices[p] for p in positions], fps=fps,
-                          source_num_frames=len(win.encoded),
-                          claimed_num_frames=len(win.encoded), height=out_h, width=out_w,
-                          source_height=int(win.source_hw[0]),
-                          source_width=int(win.source_hw[1]), short_policy=policy)
-        item = base.Item(path=name, video_id=f"{name}@{win.start:.3f}", split="predict",
-                         label=-1, label_text="", kind="video")
-        return transforms.clip_record(item, clip, s.frame)
+        positions, policy = plan_positions(s.sampling, len(win.encoded), fps)
+        out_h, out_w = output_size(s.frame, *win.source_hw)
+        clip = Clip(frames=[win.encoded[p] for p in positions],
+                    timestamps_us=[int(round(win.times[p] * 1e6)) for p in positions],
+                    source_indices=[win.indices[p] for p in positions], fps=fps,
+                    source_num_frames=len(win.encoded), claimed_num_frames=len(win.encoded),
+                    height=out_h, width=out_w, source_height=int(win.source_hw[0]),
+                    source_width=int(win.source_hw[1]), short_policy=policy)
+        item = Item(path=name, video_id=f"{name}@{win.start:.3f}", split="predict",
+                    label=-1, label_text="", kind="video")
+        return records.clip_record(item, clip, s.frame)
 
     def stream(self, frames: Iterable[tuple[int, float, np.ndarray]], fps: float, window: float,
-               hop: float = 0.0, top_k: int = 5, name: str = "stream") -> Iterator[dict]:
+               hop: float = 0.0, top_k: int = 5, name: str = "stream") -> Iterable[dict]:
         """Predictions of sliding windows over a frame stream, one dict per window as it ends.
 
-        ``frames`` yields (index, seconds, BGR frame): ``VideoFrames``, ``CameraFrames``
-        or any iterator. Each dict: start, end (seconds), first_frame, last_frame,
-        top_k, probabilities.
+        ``frames`` yields (index, seconds, BGR frame): ``VideoReader.frames()``,
+        ``streams.CameraFrames`` or any iterator. Each dict: start, end (seconds),
+        first_frame, last_frame, top_k, probabilities.
         """
-        from pipeline import video
         if self.modality != "video":
             raise InputError(f"sliding windows need a video model; this one takes "
                              f"{MODALITY_TAKES[self.modality]}")
-        process = lambda bgr: video.process_frame(bgr, self.settings.frame)  # noqa: E731
-        for win in sliding_windows(frames, window, hop or window, process):
+        process = lambda bgr: process_frame(bgr, self.settings.frame)  # noqa: E731
+        for win in streams.sliding_windows(frames, window, hop or window, process):
             try:
                 record = self.window_record(win, fps, name)
-            except video.MediaError as e:
-                raise InputError(_media_message(f"{name} [{win.start:.2f}–{win.end:.2f}]", e)
-                                 ) from None
+            except MediaError as e:
+                raise InputError(inputs.media_message(f"{name} [{win.start:.2f}–{win.end:.2f}]",
+                                                      e)) from None
             probs = self.predict_records([record])[0]
             yield {"start": round(win.start, 6), "end": round(win.end, 6),
                    "first_frame": win.indices[0], "last_frame": win.indices[-1],
@@ -593,20 +317,23 @@ class Predictor:
                         on_window: Callable[[dict], None] | None = None) -> dict:
         """Sliding-window predictions over a video file (``on_window`` sees each one as it
         completes); ``top_k``/``probabilities`` are the mean over the windows."""
-        kind = input_kind(path)
+        kind = inputs.input_kind(path)
         if kind != "video":
             raise InputError(f"{path} is {KIND_WORDS[kind]}; --window needs a video file")
         if self.modality != "video":
             raise InputError(f"{path}: this {self.run.model_name} model takes "
                              f"{MODALITY_TAKES[self.modality]}")
         windows = []
-        with VideoFrames(path) as frames:
-            for w in self.stream(frames, frames.fps, window, hop, top_k,
-                                 os.path.basename(path)):
-                windows.append(w)
-                if on_window:
-                    on_window(w)
-            fps = frames.fps
+        try:
+            with VideoReader(path) as reader:
+                fps = reader.rate
+                for w in self.stream(reader.frames(), fps, window, hop, top_k,
+                                     os.path.basename(path)):
+                    windows.append(w)
+                    if on_window:
+                        on_window(w)
+        except MediaError as e:
+            raise InputError(inputs.media_message(path, e)) from None
         if not windows:
             raise InputError(f"{path}: no frame could be decoded")
         mean = np.mean([w["probabilities"] for w in windows], axis=0)
@@ -615,64 +342,6 @@ class Predictor:
                 "aggregate": f"mean of the probabilities of {len(windows)} windows",
                 "top_k": _top_k(mean, self.classes, top_k),
                 "probabilities": [float(p) for p in mean]}
-
-
-# --------------------------------------------------------------------------
-# Overlay.
-# --------------------------------------------------------------------------
-def draw_label(bgr: np.ndarray, text: str) -> np.ndarray:
-    """Draws ``text`` in white on a black band across the top of the frame (in place)."""
-    import cv2
-    h, w = bgr.shape[:2]
-    band = max(12, int(round(h * 0.08)))
-    cv2.rectangle(bgr, (0, 0), (w - 1, band - 1), (0, 0, 0), thickness=-1)
-    scale = band / 32.0
-    thickness = max(1, int(round(band / 24)))
-    cv2.putText(bgr, text, (max(2, band // 4), int(band * 0.75)), cv2.FONT_HERSHEY_SIMPLEX,
-                scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return bgr
-
-
-def overlay_band_height(height: int) -> int:
-    """Rows of the band ``draw_label`` covers in a frame ``height`` rows high."""
-    return max(12, int(round(height * 0.08)))
-
-
-def write_overlay(path: str, out: str, label_at: Callable[[float], str],
-                  progress: Callable[[int, int], None] | None = None) -> int:
-    """Writes ``path`` to ``out`` (mp4v, same size and fps) with ``label_at(seconds)`` drawn on
-    every frame; returns the number of frames written."""
-    import cv2
-    with VideoFrames(path) as frames:
-        writer = None
-        n = 0
-        try:
-            for _, t, bgr in frames:
-                if writer is None:
-                    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-                    writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), frames.fps,
-                                             (bgr.shape[1], bgr.shape[0]))
-                    if not writer.isOpened():
-                        raise InputError(f"cannot write the overlay video {out}")
-                writer.write(draw_label(bgr, label_at(t)))
-                n += 1
-                if progress:
-                    progress(n, frames.claimed)
-        finally:
-            if writer is not None:
-                writer.release()
-    return n
-
-
-def window_label_at(windows: list[dict]) -> Callable[[float], str]:
-    """label_at(t) for an overlay: the latest window starting at or before t."""
-    starts = [w["start"] for w in windows]
-
-    def label_at(t: float) -> str:
-        i = max(0, bisect.bisect_right(starts, t + BOUNDARY_S) - 1)
-        best = windows[i]["top_k"][0]
-        return f"{best['label']} {best['probability']:.2f}"
-    return label_at
 
 
 # --------------------------------------------------------------------------
@@ -718,19 +387,11 @@ def _window_line(w: dict) -> str:
     return f"[{w['start']:.2f}–{w['end']:.2f}] {best['label']} {best['probability']:.3f}"
 
 
-def _parse_size(text: str | None) -> tuple[int, int] | None:
-    from pipeline import video
-    try:
-        return video.parse_size(text, "--frame_size", example="1920x1080")
-    except ValueError as e:
-        raise InputError(str(e)) from None
-
-
-def _overlay_path(overlay: str, path: str, several: bool) -> str:
+def _overlay_path(target: str, path: str, several: bool) -> str:
     if not several:
-        return overlay
+        return target
     stem = os.path.splitext(os.path.basename(path.rstrip("/")))[0]
-    return os.path.join(overlay, f"{stem}.mp4")
+    return os.path.join(target, f"{stem}.mp4")
 
 
 def _error(message: str):
@@ -772,7 +433,7 @@ def _predict_one(predictor: Predictor, path: str, several: bool):
         result = predictor.predict_windows(
             path, FLAGS.window, FLAGS.hop, FLAGS.top_k,
             lambda w: (result_windows.append(w), on_window(w)))
-        label_at = window_label_at(result["windows"])
+        label_at = overlay.window_label_at(result["windows"])
         if FLAGS.json:
             print(json.dumps(result), flush=True)
         else:
@@ -780,7 +441,7 @@ def _predict_one(predictor: Predictor, path: str, several: bool):
             print(f"  overall ({result['aggregate']}): {best['label']} "
                   f"{best['probability']:.3f}", flush=True)
     else:
-        if FLAGS.overlay and input_kind(path) != "video":
+        if FLAGS.overlay and inputs.input_kind(path) != "video":
             raise InputError(f"{path}: --overlay needs a video file")
         result = predictor.predict(path, FLAGS.top_k)
         best = result["top_k"][0]
@@ -789,27 +450,40 @@ def _predict_one(predictor: Predictor, path: str, several: bool):
         _print_result(result)
     if FLAGS.overlay:
         out = _overlay_path(FLAGS.overlay, path, several)
-        n = write_overlay(path, out, label_at, _stderr_progress(f"overlay {out}"))
+        try:
+            n = overlay.write_overlay(path, out, label_at, _stderr_progress(f"overlay {out}"))
+        except MediaError as e:
+            raise InputError(inputs.media_message(path, e)) from None
+        except OSError as e:
+            raise InputError(str(e)) from None
         print(f"[predict] overlay: {out} ({n} frames)", file=sys.stderr, flush=True)
 
 
 def _camera(predictor: Predictor) -> int:
     if not FLAGS.window:
         raise InputError("--camera needs --window SECONDS (and optionally --hop)")
-    with CameraFrames(FLAGS.camera) as frames:
+    try:
+        camera = streams.CameraFrames(FLAGS.camera)
+    except MediaError as e:
+        raise InputError(e.detail) from None
+    windows = 0
+    with camera as frames, cli.StopSignals():
         print(f"[predict] camera {FLAGS.camera}: windows of {FLAGS.window:g}s every "
               f"{FLAGS.hop or FLAGS.window:g}s; Ctrl-C stops", file=sys.stderr, flush=True)
         try:
             for w in predictor.stream(frames, frames.fps, FLAGS.window, FLAGS.hop, FLAGS.top_k,
                                       f"camera{FLAGS.camera}"):
                 print(json.dumps(w) if FLAGS.json else _window_line(w), flush=True)
-        except KeyboardInterrupt:
-            pass
+                windows += 1
+        except cli.Stopped as stop:
+            print(cli.stopped_line("predict", stop, f"camera {FLAGS.camera} gave {windows} "
+                                   "window(s), all printed", None), file=sys.stderr, flush=True)
+            return stop.exit_code
     return 0
 
 
 def _quiet_libraries():
-    """Keeps TensorFlow's, Beam's and OpenCV's start-up chatter out of the output."""
+    """Keeps TensorFlow's and OpenCV's start-up chatter out of the output."""
     import cv2
     from absl import logging
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -817,64 +491,89 @@ def _quiet_libraries():
     cv2.setLogLevel(2)                  # errors only: our messages say what failed
 
 
-def main(argv: list[str]) -> int:
-    """Predicts every input named in ``argv[1:]``; returns the exit status."""
-    inputs = argv[1:]
+def _flag_mistake(paths: list[str]) -> str | None:
+    """What is wrong with the command line, in one line, or None."""
     if not FLAGS.workdir:
-        _error("--workdir is required, e.g. python -m trainers.predict --workdir runs/demo "
-               "clip.avi")
-        return 2
-    if FLAGS.camera is None and not inputs:
-        _error("give at least one input (a video, frame folder, image or OpenPose JSON "
-               "folder), or --camera N")
-        return 2
-    if FLAGS.camera is not None and inputs:
-        _error("--camera reads from a camera: give no input files with it")
-        return 2
+        return ("--workdir is required, e.g. python -m trainers.predict --workdir runs/demo "
+                "clip.avi")
+    if FLAGS.camera is None and not paths:
+        return ("give at least one input (a video, frame folder, image or OpenPose JSON "
+                "folder), or --camera N")
+    if FLAGS.camera is not None and paths:
+        return "--camera reads from a camera: give no input files with it"
     if FLAGS.top_k < 1:
-        _error("--top_k must be >= 1")
-        return 2
+        return "--top_k must be >= 1"
     if FLAGS.window < 0 or FLAGS.hop < 0 or (FLAGS.hop and not FLAGS.window):
-        _error("--window and --hop are seconds > 0, and --hop needs --window")
-        return 2
+        return "--window and --hop are seconds > 0, and --hop needs --window"
     if FLAGS.overlay and FLAGS.camera is not None:
-        _error("--overlay writes a copy of a video file; it does not apply to --camera")
-        return 2
-    _quiet_libraries()
-    from trainers import workdir as workdirs
+        return "--overlay writes a copy of a video file; it does not apply to --camera"
+    return None
+
+
+def _load_predictor() -> Predictor:
+    """The predictor of --workdir; RunError or InputError for a bad workdir or flag."""
     try:
-        frame_size = _parse_size(FLAGS.frame_size)
-        predictor = Predictor.from_workdir(FLAGS.workdir, FLAGS.checkpoint,
-                                           frame_size=frame_size, video_dir=FLAGS.video_dir)
-    except (workdirs.RunError, InputError) as e:
-        _error(str(e))
-        return 2
-    if FLAGS.camera is not None:
-        try:
-            return _camera(predictor)
-        except InputError as e:
-            _error(str(e))
-            return 2
+        frame_size = parse_size(FLAGS.frame_size, "--frame_size", example="1920x1080")
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    return Predictor.from_workdir(FLAGS.workdir, FLAGS.checkpoint, frame_size=frame_size,
+                                  video_dir=FLAGS.video_dir)
+
+
+def _predict_all(predictor: Predictor, paths: list[str]) -> int:
+    """Predicts every input in turn (a folder of videos: each of its videos); the exit
+    status (1: some failed, 2: all failed; 130/143: stopped by a signal)."""
+    paths = inputs.expand(paths)
     failed = 0
-    several = len(inputs) > 1
-    for i, path in enumerate(inputs, 1):
-        if several:
-            print(f"[predict] {i}/{len(inputs)} {path}", file=sys.stderr, flush=True)
-        try:
-            _predict_one(predictor, path, several)
-        except InputError as e:
-            failed += 1
-            _error(str(e))
-            if FLAGS.json:
-                print(json.dumps({"input": path, "error": str(e)}), flush=True)
-    if failed == len(inputs):
+    several = len(paths) > 1
+    with cli.StopSignals() as signals:
+        for i, path in enumerate(paths, 1):
+            if several:
+                print(f"[predict] {i}/{len(paths)} {path}", file=sys.stderr, flush=True)
+            try:
+                _predict_one(predictor, path, several)
+            except InputError as e:
+                failed += 1
+                _error(str(e))
+                if FLAGS.json:
+                    print(json.dumps({"input": path, "error": str(e)}), flush=True)
+            except cli.Stopped as stop:
+                return _stopped(stop, i - 1, paths[i - 1:])
+        signals.raise_stop = False
+    if failed == len(paths):
         return 2
     return 1 if failed else 0
 
 
+def _stopped(stop: cli.Stopped, done: int, left: list[str]) -> int:
+    """One line for a stop between (or during) inputs; the exit status."""
+    rest = [FLAGS[name].serialize() for name in FLAGS if FLAGS[name].present] + left
+    print(cli.stopped_line("predict", stop, f"{done} input(s) were predicted and printed",
+                           cli.command_line("trainers.predict", rest)), file=sys.stderr,
+          flush=True)
+    return stop.exit_code
+
+
+def main(argv: list[str]) -> int:
+    """Predicts every input named in ``argv[1:]``; returns the exit status."""
+    paths = argv[1:]
+    mistake = _flag_mistake(paths)
+    if mistake:
+        _error(mistake)
+        return 2
+    _quiet_libraries()
+    from trainers import workdir as workdirs
+    try:
+        predictor = _load_predictor()
+        return _camera(predictor) if FLAGS.camera is not None else _predict_all(predictor,
+                                                                                  paths)
+    except (workdirs.RunError, InputError) as e:
+        _error(str(e))
+        return 2
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl flags_parser (``trainers.cli.parse``); returns argv[0] plus the inputs."""
-    from trainers import cli
+    """absl flags_parser (``pipeline.cli.parse``); returns argv[0] plus the inputs."""
     return cli.parse(FLAGS, argv, __name__)
 
 

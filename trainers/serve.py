@@ -48,6 +48,12 @@ import uuid
 from absl import app as absl_app
 from absl import flags
 
+from pipeline import cli
+from pipeline.media.encode import parse_size
+from pipeline.media.formats import (IMAGE_EXTENSIONS, OPENPOSE_FILE, OPENPOSE_PATTERN,
+                                    VIDEO_EXTENSIONS)
+from trainers import inputs
+
 # Own flag registry: importing this module defines no global flags.
 FLAGS = flags.FlagValues()
 flags.DEFINE_string("workdir", None, "A training workdir (python -m trainers.train --workdir).",
@@ -66,9 +72,9 @@ flags.DEFINE_float("max_upload_mb", 50.0, "Largest upload accepted, in MiB: the 
 
 # File types each modality takes, by extension (lower case, with the dot).
 EXTENSIONS = {
-    "video": (".avi", ".mp4", ".mkv", ".mov", ".webm"),
-    "image": (".jpg", ".jpeg", ".png", ".bmp"),
-    "keypoints": (".zip",),   # one sequence's OpenPose <name>_<frame>_keypoints.json files
+    "video": VIDEO_EXTENSIONS,
+    "image": IMAGE_EXTENSIONS,
+    "keypoints": (".zip",),   # one sequence's OpenPose frame files
 }
 UNZIPPED_FACTOR = 20       # a keypoint archive may unpack to this many times the upload limit
 DEFAULT_TOP_K = 5
@@ -156,21 +162,20 @@ def extract_openpose_zip(archive: str, folder: str, max_bytes: int) -> int:
     """
     import zipfile
 
-    from trainers import predict
     try:
         with zipfile.ZipFile(archive) as zf:
             members = {}
             for info in zf.infolist():
                 base = info.filename.replace("\\", "/").rsplit("/", 1)[-1]
-                if info.is_dir() or base.startswith(".") or not predict.OPENPOSE_FILE.match(base):
+                if info.is_dir() or base.startswith(".") or not OPENPOSE_FILE.match(base):
                     continue
                 if base in members:
                     raise UploadError(422, f"the archive holds two files named {base!r}")
                 members[base] = info
             if not members:
                 raise UploadError(422, "the archive holds no OpenPose files "
-                                       "(<name>_<12-digit frame>_keypoints.json)")
-            names = sorted({predict.OPENPOSE_FILE.match(b).group(1) for b in members})
+                                       f"({OPENPOSE_PATTERN})")
+            names = sorted({OPENPOSE_FILE.match(b).group(1) for b in members})
             if len(names) > 1:
                 listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
                 raise UploadError(422, f"the archive holds {len(names)} OpenPose sequences "
@@ -207,13 +212,11 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
 
     Uploads are saved in ``upload_dir`` (created private if missing; by default a new
     temporary folder, removed at exit; ``app.config["UPLOAD_DIR"]`` says which) under random
-    names and deleted after their prediction. ``predict.InputError`` becomes a 422.
+    names and deleted after their prediction. ``trainers.inputs.InputError`` becomes a 422.
     """
     import flask
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
     from werkzeug.utils import secure_filename
-
-    from trainers import predict
 
     if not max_upload_mb > 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
@@ -287,7 +290,7 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
                                       ) from None
             with lock:
                 out = predictor.predict(target, top_k=k)
-        except predict.InputError as e:
+        except inputs.InputError as e:
             # The predictor names the saved file; the user knows the file by its own name.
             message = str(e).replace(target + ": ", "").replace(target, filename)
             raise UploadError(422, f"cannot read {filename!r}: {message}") from None
@@ -376,13 +379,13 @@ def check_listen(host: str, port: int):
 
 def parse_frame_size(text: str | None) -> tuple[int, int] | None:
     """``1920x1080`` -> (1920, 1080); None for none; ValueError otherwise."""
-    from pipeline import video
-    return video.parse_size(text, "--frame_size", example="1920x1080")
+    return parse_size(text, "--frame_size", example="1920x1080")
 
 
 def serve(workdir: str, *, checkpoint: str = "best", host: str = "127.0.0.1", port: int = 8080,
-          max_upload_mb: float = 50.0, frame_size: tuple[int, int] | None = None):
-    """Loads the model of ``workdir`` and serves it until interrupted."""
+          max_upload_mb: float = 50.0, frame_size: tuple[int, int] | None = None) -> int:
+    """Loads the model of ``workdir`` and serves it until SIGINT (Ctrl-C) or SIGTERM; returns
+    the exit status (130 or 143), its uploads and temporary files removed."""
     from werkzeug.serving import make_server
 
     from trainers import workdir as workdir_lib
@@ -396,23 +399,34 @@ def serve(workdir: str, *, checkpoint: str = "best", host: str = "127.0.0.1", po
     print(f"[serve] loading the {checkpoint} checkpoint of {workdir} ...", file=sys.stderr,
           flush=True)
     from trainers import predict
-    predictor = predict.Predictor.from_workdir(workdir, checkpoint=checkpoint,
-                                               frame_size=frame_size)
-    web = create_app(predictor, max_upload_mb=max_upload_mb, model_name=run.model_name)
-    try:
-        server = make_server(host, port, web, threaded=True)
-    except SystemExit:  # Werkzeug's own exit when the port was taken meanwhile
-        raise workdir_lib.RunError(f"cannot listen on {host}:{port}") from None
-    shown = f"[{host}]" if ":" in host else host
-    print(f"[serve] {run.model_name} ({predictor.modality}, {len(predictor.classes)} classes) "
-          f"at http://{shown}:{server.server_port}/  (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        print("[serve] stopped", file=sys.stderr, flush=True)
+    predictor = web = server = None
+    with cli.StopSignals():
+        try:
+            predictor = predict.Predictor.from_workdir(workdir, checkpoint=checkpoint,
+                                                       frame_size=frame_size)
+            web = create_app(predictor, max_upload_mb=max_upload_mb,
+                             model_name=run.model_name)
+            try:
+                server = make_server(host, port, web, threaded=True)
+            except SystemExit:  # Werkzeug's own exit when the port was taken meanwhile
+                raise workdir_lib.RunError(f"cannot listen on {host}:{port}") from None
+            shown = f"[{host}]" if ":" in host else host
+            print(f"[serve] {run.model_name} ({predictor.modality}, "
+                  f"{len(predictor.classes)} classes) at http://{shown}:{server.server_port}/"
+                  "  (Ctrl-C stops)", flush=True)
+            server.serve_forever()
+        except cli.Stopped as stop:
+            print(cli.stopped_line("serve", stop, "no upload is kept (each lives only for its "
+                                   "prediction)", None), file=sys.stderr, flush=True)
+            return stop.exit_code
+        finally:
+            if server is not None:
+                server.server_close()
+            if web is not None:
+                shutil.rmtree(web.config["UPLOAD_DIR"], ignore_errors=True)
+            if predictor is not None:
+                predictor.close()
+    return 0
 
 
 def main(argv):
@@ -437,17 +451,15 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        serve(FLAGS.workdir, checkpoint=FLAGS.checkpoint, host=FLAGS.host, port=FLAGS.port,
-              max_upload_mb=FLAGS.max_upload_mb, frame_size=frame_size)
+        return serve(FLAGS.workdir, checkpoint=FLAGS.checkpoint, host=FLAGS.host,
+                     port=FLAGS.port, max_upload_mb=FLAGS.max_upload_mb, frame_size=frame_size)
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl flags_parser (``trainers.cli.parse``)."""
-    from trainers import cli
+    """absl flags_parser (``pipeline.cli.parse``)."""
     return cli.parse(FLAGS, argv, __name__)
 
 

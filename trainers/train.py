@@ -9,7 +9,7 @@ The workdir keeps everything about the run:
     W/config.json            the resolved config (model knobs merged over the family's defaults)
     W/classes.json           class names, index order
     W/dataset_info.json      the build it trained on
-    W/backup/                BackupAndRestore state: a killed run resumes where it stopped
+    W/backup/                the resume state (after each epoch, or the step a signal stopped at)
     W/checkpoints/best.keras best epoch by config.train.monitor; last.keras after every epoch
     W/history.csv            per-epoch metrics (appended across resumes)
     W/tensorboard/           TensorBoard logs
@@ -21,25 +21,41 @@ float32 on a CPU; ``mixed_bfloat16`` and ``float32`` can be asked for. The
 output layer stays float32. With several GPUs the run uses MirroredStrategy.
 
 Several machines: set ``TF_CONFIG`` on each and run the same command there;
-the run uses MultiWorkerMirroredStrategy with its own training loop (Keras's
-fit() cannot reduce its step results across workers). The chief (worker 0)
-writes the workdir above. Another worker saves its copies in step with the
-chief's under W/workertemp_<index>/ (saving is collective) and keeps only
-history.csv and result.json there at the end. A restarted cluster resumes
-from the chief's backup/. See TRAINING.md.
+the run uses MultiWorkerMirroredStrategy with its own training loop
+(``trainers.multiworker``: Keras's fit() cannot reduce its step results across
+workers). The chief (worker 0) writes the workdir above. Another worker saves
+its copies in step with the chief's under W/workertemp_<index>/ (saving is
+collective) and keeps only history.csv and result.json there at the end. A
+restarted cluster resumes from the chief's backup/. See TRAINING.md.
+
+The build is read and checked, and the config's ``data`` section turned into
+reader calls, by ``trainers.data``; the shards' framing and CRCs are checked before
+training (a damaged shard is refused in one line, or left out with
+``data.on_corrupt="skip"``).
+
+Stopping and going on (see TRAINING.md, "Resuming, extending and stopping"): SIGINT or
+SIGTERM stops training at the next step boundary with a backup of that step (weights,
+optimizer, epoch and step, metric totals, random states, the reader's position), one
+line and exit status 130 / 143; the same command resumes there. A run that ended goes on
+from its last epoch when started with a larger ``--config.train.epochs``; ``W/STOP``
+ends a run after the current epoch, as a finished one.
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
 import json
 import logging
 import os
-import re
-import shutil
 import sys
 import time
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from pipeline import cli
+from trainers import multiworker
+from trainers.data import ConfigError, binary_frame_output, input_shape, load_build, make_input
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -49,12 +65,6 @@ flags.DEFINE_string("workdir", None, "Where checkpoints, logs, curves and the re
                                      "go; rerunning with the same workdir resumes.")
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-MODALITY_OF_FAMILY = {"conv3d": "video", "cnn_rnn": "video", "transfer_rnn": "video",
-                      "keypoint_rnn": "keypoints", "image_classifier": "image"}
-
-
-class ConfigError(ValueError):
-    """The config and the records disagree, or the config is invalid (no traceback)."""
 
 
 # --------------------------------------------------------------------------
@@ -74,7 +84,7 @@ def make_strategy():
     """MultiWorkerMirrored with TF_CONFIG, Mirrored over several GPUs, else the default."""
     import tensorflow as tf
     if os.environ.get("TF_CONFIG"):
-        tf_config = check_tf_config(os.environ["TF_CONFIG"])
+        tf_config = multiworker.check_tf_config(os.environ["TF_CONFIG"])
         task = tf_config["task"]
         hosts = sum(len(v) for v in tf_config["cluster"].values())
         print(f"[train] TF_CONFIG: task {task['type']}:{task.get('index', 0)} of a "
@@ -87,170 +97,22 @@ def make_strategy():
     return tf.distribute.get_strategy()
 
 
-def check_tf_config(text: str) -> dict:
-    """TF_CONFIG parsed and checked: a cluster of workers and this task's place in it."""
-    try:
-        tf_config = json.loads(text)
-    except ValueError as e:
-        raise ConfigError(f"TF_CONFIG is not valid JSON: {e}") from None
-    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
-    task = tf_config.get("task") if isinstance(tf_config, dict) else None
-    if not isinstance(cluster, dict) or not isinstance(task, dict):
-        raise ConfigError('TF_CONFIG needs "cluster" and "task", e.g. {"cluster": {"worker": '
-                          '["host0:port", "host1:port"]}, "task": {"type": "worker", '
-                          '"index": 0}}')
-    unknown = sorted(set(cluster) - {"chief", "worker"})
-    if unknown:
-        raise ConfigError(f"TF_CONFIG cluster has {', '.join(unknown)} jobs; multi-worker "
-                          "training uses only 'chief' and 'worker'")
-    kind, index = task.get("type"), task.get("index", 0)
-    if kind not in cluster or not isinstance(index, int) or \
-            not 0 <= index < len(cluster[kind]):
-        raise ConfigError(f"TF_CONFIG task {task} is not in its cluster {cluster}")
-    return tf_config
-
-
-def worker_role(strategy) -> tuple[bool, int, int]:
-    """(is_chief, this worker's number, workers in all) of a multi-worker strategy."""
-    resolver = strategy.cluster_resolver
-    jobs = resolver.cluster_spec().as_dict()
-    workers = sum(len(tasks) for tasks in jobs.values())
-    kind, index = resolver.task_type, resolver.task_id
-    if "chief" in jobs:
-        return kind == "chief", (0 if kind == "chief" else index + len(jobs["chief"])), workers
-    return index == 0, index, workers
-
-
-def load_build(config) -> dict:
-    """Reads the build's dataset_info and checks it against the config."""
-    from tfrecords import schema
-    family = config.model_name
-    if family not in MODALITY_OF_FAMILY:
-        from trainers import models
-        raise ConfigError(f"model_name {family!r} is not a model family; available: "
-                          f"{', '.join(models.available())}")
-    try:
-        info = schema.read_dataset_info(config.data.build_dir)
-    except FileNotFoundError as e:
-        raise ConfigError(f"data.build_dir: {e}") from None
-    modality = info.get("modality", "video")
-    want = MODALITY_OF_FAMILY[family]
-    if modality != want:
-        raise ConfigError(f"{family} trains on {want} records but {config.data.build_dir} holds "
-                          f"{modality} records")
-    for split in (config.data.train_split, config.data.eval_split):
-        if split not in info["splits"] or not info["splits"][split]["num_examples"]:
-            raise ConfigError(f"split {split!r} has no records in {config.data.build_dir} "
-                              f"(it has {', '.join(sorted(info['splits']))})")
-    classes = info.get("classes", [])
-    if config.data.num_classes and config.data.num_classes != len(classes):
-        raise ConfigError(f"the config expects {config.data.num_classes} classes but the "
-                          f"build has {len(classes)}: {', '.join(classes)}")
-    if modality == "video":
-        built = (info.get("sampling") or {}).get("num_frames")
-        if built and config.data.num_frames > built and config.data.short == "error":
-            raise ConfigError(f"data.num_frames {config.data.num_frames} > the {built} frames "
-                              "per record of the build")
-    return info
-
-
-def keypoint_shape(config, info) -> tuple[int, int, int]:
-    """(people, points, coords) of the build's keypoint records, read from its first record."""
-    import tensorflow as tf
-    from tfrecords import schema
-    build = config.data.build_dir.rstrip("/")
-    shard = info["splits"][config.data.train_split]["shards"][0]
-    raw = next(iter(tf.data.TFRecordDataset(f"{build}/{shard}")))
-    p = schema.parse_keypoints(raw)
-    return int(p["num_people"]), int(p["num_points"]), int(p["num_coords"])
-
-
-# --------------------------------------------------------------------------
-# Input.
-# --------------------------------------------------------------------------
-def input_shape(config, info) -> tuple:
-    """The model's input shape for this config and build."""
-    d = config.data
-    if info.get("modality") == "keypoints":
-        people, points, coords = keypoint_shape(config, info)
-        return (d.window, people * points * coords)
-    size = (d.crop_size, d.crop_size)
-    return size + (3,) if info.get("modality") == "image" else (d.num_frames,) + size + (3,)
-
-
-def make_input(config, info, *, training: bool, input_context=None):
-    """The tf.data pipeline of one split for Keras: (inputs, targets[, sample weights]).
-
-    With ``input_context`` (from ``strategy.distribute_datasets_from_function``)
-    it is one worker's part of the split, batched per replica."""
-    import tensorflow as tf
-    from tfrecords import reader
-    d = config.data
-    split = d.train_split if training else d.eval_split
-    batch = config.train.batch_size
-    common = dict(training=training, batch_size=batch, cache=d.cache,
-                  seed=config.train.seed if training and config.train.deterministic else None,
-                  drop_remainder=training or None)
-    if input_context is not None:
-        common["input_context"] = input_context
-    modality = info.get("modality")
-    if modality == "keypoints":
-        people, points, coords = keypoint_shape(config, info)
-        ds = reader.make_keypoint_dataset(
-            d.build_dir, split, window=d.window, window_shift=d.window_shift or None,
-            num_people=people, num_points=points, num_coords=coords, target=d.target,
-            shuffle_buffer=d.shuffle_buffer, **common)
-        binary = _binary_frame_output(config, info)
-
-        def to_keras(features, target):
-            if d.target != "frames":
-                return features["keypoints"], target
-            weight = features["valid"] * tf.cast(target >= 0, tf.float32)
-            target = tf.maximum(target, 0)
-            if binary:
-                target = tf.cast(target, tf.float32)[..., None]
-            return features["keypoints"], target, weight
-        return ds.map(to_keras, num_parallel_calls=tf.data.AUTOTUNE)
-    if modality == "image":
-        return reader.make_image_dataset(
-            d.build_dir, split, crop_size=d.crop_size, crop=d.crop if training else "center",
-            flip=d.flip and training, shuffle_buffer=d.shuffle_buffer, **common)
-    swap = dict(d.flip_label_swap) if d.flip_label_swap else None
-    return reader.make_dataset(
-        d.build_dir, split, num_frames=d.num_frames, sampling=d.sampling, stride=d.stride,
-        short=d.short if d.short != "error" else "loop", crop_size=d.crop_size,
-        crop=d.crop if training else "center", resize_shorter=d.resize_shorter or None,
-        flip=d.flip and training, flip_label_swap=swap if training else None,
-        brightness=d.brightness if training else 0.0, contrast=d.contrast if training else 0.0,
-        num_test_clips=1 if training else d.num_test_clips,
-        num_test_crops=1 if training else d.num_test_crops,
-        shuffle_buffer=d.shuffle_buffer, **common)
-
-
-def _binary_frame_output(config, info) -> bool:
-    """Whether the keypoint model ends in one sigmoid unit (binary frame-wise labels)."""
-    from trainers import models
-    model = models.merged_config(config.model_name, config.model)
-    sigmoid = model.output == "sigmoid" or (model.output == "auto" and len(info["classes"]) <= 2)
-    return sigmoid and len(info["classes"]) <= 2 and model.binary_single_unit
-
-
 # --------------------------------------------------------------------------
 # Model.
 # --------------------------------------------------------------------------
-def build_model(config, info, strategy):
+def build_model(config, info, strategy, skip_shards=()):
     """Builds and compiles the model inside the strategy's scope."""
     import keras
     from trainers import models
     t = config.train
-    shape = input_shape(config, info)
+    shape = input_shape(config, info, skip_shards)
     with strategy.scope():
         try:
             model = models.build_model(config.model_name, config.model, input_shape=shape,
                                        num_classes=len(info["classes"]))
         except (KeyError, ValueError) as e:
             raise ConfigError(f"model: {e}") from None
-        binary = info.get("modality") == "keypoints" and _binary_frame_output(config, info)
+        binary = info.get("modality") == "keypoints" and binary_frame_output(config, info)
         loss = (keras.losses.BinaryCrossentropy() if binary
                 else keras.losses.SparseCategoricalCrossentropy())
         metrics = [keras.metrics.BinaryAccuracy(name="accuracy") if binary
@@ -305,21 +167,224 @@ def class_weights(config, info) -> dict | None:
             if counts.get(c)}
 
 
+STOP_FILE = "STOP"
+STEP_PREFIX = "step-"
+
+
+@dataclasses.dataclass
+class ResumePoint:
+    """Where a restarted run goes on: ``epoch`` (0-based) with ``step`` of its steps done,
+    restored from ``path`` (a backup folder or a finished run's last checkpoint)."""
+    epoch: int
+    step: int
+    path: str
+    state_dir: str | None = None          # a step backup's extra state (reader, RNG, metrics)
+    finished: bool = False                # continued from a finished (or STOP-ped) run
+
+
+def _read_json(path: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _replace_json(path: str, data) -> None:
+    """Writes ``data`` beside ``path``, then renames it into place."""
+    partial = path + ".partial"
+    with open(partial, "w") as f:
+        json.dump(data, f)
+    os.replace(partial, path)
+
+
+def _rng_state() -> dict:
+    """The host-side random states a run draws from: Python's, NumPy's and Keras's global
+    seed generator (the model's own seed generators are saved as variables)."""
+    import random
+    import numpy as np
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(internal), gauss],
+             "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+    try:
+        from keras.src.backend.common import global_state
+        generator = global_state.get_global_attribute("global_seed_generator")
+        if generator is not None:
+            state["keras_global"] = np.asarray(generator.state.value).tolist()
+    except Exception:          # a private Keras detail: without it only this draw is lost
+        pass
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    import random
+    import numpy as np
+    if state.get("python"):
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if state.get("numpy"):
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, np.uint32), pos, has_gauss, cached))
+    if state.get("keras_global") is not None:
+        try:
+            import keras
+            from keras.src.backend.common import global_state
+            generator = global_state.get_global_attribute("global_seed_generator")
+            if generator is None:
+                generator = keras.random.SeedGenerator()
+                global_state.set_global_attribute("global_seed_generator", generator)
+            generator.state.assign(np.asarray(state["keras_global"], generator.state.dtype))
+        except Exception:
+            pass
+
+
+def _model_state_variables(model) -> tuple[list, list]:
+    """(metric variables, other non-weight variables such as dropout seed states): what
+    ``save_weights`` leaves out but a step backup keeps."""
+    metric_vars, seen = [], set()
+    for m in model.metrics:
+        for v in m.variables:
+            if id(v) not in seen:
+                seen.add(id(v))
+                metric_vars.append(v)
+    weights = {id(v) for v in model.weights}
+    others = [v for v in model.variables if id(v) not in weights and id(v) not in seen]
+    return metric_vars, others
+
+
 def _atomic_savers():
     """BackupAndRestore and ModelCheckpoint that write beside their file and rename it into
-    place, so a run killed while saving leaves the previous backup and checkpoints whole."""
+    place, so a run killed while saving leaves the previous backup and checkpoints whole.
+
+    The backup also saves (``save_step``) and restores a step in the middle of an epoch:
+    weights, optimizer, epoch and step, the epoch's metric totals, the model's and the
+    host's random states and the reader's position, in a folder ``step-E-S-*`` that the
+    metadata file names; renaming the metadata into place is the one commit, so a second
+    signal or a kill while saving leaves the previous backup whole."""
     import keras
 
     class Backup(keras.callbacks.BackupAndRestore):
+        def __init__(self, backup_dir, continue_from: ResumePoint | None = None, **kwargs):
+            super().__init__(backup_dir, **kwargs)
+            self.continue_from = continue_from
+            self.resume: ResumePoint | None = None
+
+        # ---- saving -------------------------------------------------------
         def _save_model(self):
             os.makedirs(self.backup_dir, exist_ok=True)
             partial = self._weights_path + ".partial.weights.h5"
             self.model.save_weights(partial, overwrite=True)
             os.replace(partial, self._weights_path)
-            partial = self._training_metadata_path + ".partial"
-            with open(partial, "w") as f:
-                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
-            os.replace(partial, self._training_metadata_path)
+            _replace_json(self._training_metadata_path,
+                          {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+            self._remove_step_states(keep=None)
+
+        def save_step(self, epoch: int, step: int, *, iterator=None, metrics=None,
+                      with_state: bool = True) -> dict:
+            """Saves the state after ``step`` steps of ``epoch`` (0-based); returns what was
+            kept (``{"iterator": bool}``). ``metrics``: the epoch's metric variable values
+            (default: read now); ``iterator``: the training input's iterator (its position
+            is saved with ``tf.train.Checkpoint`` when tf.data allows it)."""
+            import uuid
+            import numpy as np
+            os.makedirs(self.backup_dir, exist_ok=True)
+            name = f"{STEP_PREFIX}{epoch}-{step}-{uuid.uuid4().hex[:8]}"
+            partial = os.path.join(self.backup_dir, f".partial-{name}")
+            os.makedirs(partial)
+            self.model.save_weights(os.path.join(partial, "model.weights.h5"), overwrite=True)
+            kept = {"iterator": False}
+            if with_state:
+                metric_vars, others = _model_state_variables(self.model)
+                values = metrics if metrics is not None else [np.asarray(v.value)
+                                                              for v in metric_vars]
+                # By position: variable names change with what a process built before.
+                arrays = {f"metric_{i}": np.asarray(x) for i, x in enumerate(values)}
+                arrays.update({f"var_{i}": np.asarray(v.value) for i, v in enumerate(others)})
+                np.savez(os.path.join(partial, "state.npz"), **arrays)
+                with open(os.path.join(partial, "rng.json"), "w") as f:
+                    json.dump(_rng_state(), f)
+                if iterator is not None:
+                    kept["iterator"] = _save_iterator(iterator, os.path.join(partial, "reader"))
+            final = os.path.join(self.backup_dir, name)
+            os.replace(partial, final)
+            _replace_json(self._training_metadata_path,
+                          {"epoch": epoch, "batch": step, "step_state": name,
+                           "reader": kept["iterator"]})
+            self._remove_step_states(keep=name)
+            return kept
+
+        def _remove_step_states(self, keep):
+            import shutil
+            for entry in os.listdir(self.backup_dir):
+                if entry != keep and (entry.startswith(STEP_PREFIX)
+                                      or entry.startswith(".partial-")):
+                    shutil.rmtree(os.path.join(self.backup_dir, entry), ignore_errors=True)
+
+        # ---- restoring ----------------------------------------------------
+        def _load_model(self):
+            meta = _read_json(self._training_metadata_path)
+            if meta is None and self.continue_from is not None:
+                self._continue_finished_run()
+                return
+            state = meta.get("step_state") if meta else None
+            if not state:
+                super()._load_model()
+                if meta is not None:
+                    self.resume = ResumePoint(int(meta["epoch"]), 0, self.backup_dir)
+                return
+            state_dir = os.path.join(self.backup_dir, state)
+            self._build_optimizer()
+            self.model.load_weights(os.path.join(state_dir, "model.weights.h5"))
+            self.model._initial_epoch = int(meta["epoch"])
+            self.resume = ResumePoint(int(meta["epoch"]), int(meta.get("batch", 0)),
+                                      self.backup_dir, state_dir)
+
+        def _continue_finished_run(self):
+            point = self.continue_from
+            self.resume = point
+            self.model._initial_epoch = point.epoch
+            if point.step == 0 and os.path.isfile(point.path):
+                self._build_optimizer()
+                self.model.load_weights(point.path)
+
+        def _build_optimizer(self):
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+
+        def restore_state(self, *, metrics: bool = True) -> None:
+            """Puts a step backup's metric totals, seed-generator and host random states
+            back (call at the start of the resumed epoch, after the metrics are reset)."""
+            import numpy as np
+            point = self.resume
+            if point is None or not point.state_dir:
+                return
+            path = os.path.join(point.state_dir, "state.npz")
+            if os.path.isfile(path):
+                arrays = np.load(path)
+                metric_vars, others = _model_state_variables(self.model)
+                saved = collections.Counter(k.split("_")[0] for k in arrays.files)
+                pairs = [(v, f"var_{i}") for i, v in enumerate(others)] \
+                    if saved.get("var", 0) == len(others) else []
+                if metrics and saved.get("metric", 0) == len(metric_vars):
+                    pairs += [(v, f"metric_{i}") for i, v in enumerate(metric_vars)]
+                for v, key in pairs:
+                    if key in arrays and tuple(arrays[key].shape) == tuple(v.shape):
+                        try:
+                            v.assign(arrays[key])
+                        except (ValueError, TypeError, RuntimeError):
+                            pass       # e.g. a replica-local variable under a strategy
+            rng = _read_json(os.path.join(point.state_dir, "rng.json"))
+            if rng:
+                _set_rng_state(rng)
+
+        def reader_checkpoint(self) -> str | None:
+            """The saved reader position of a step backup (a tf.train.Checkpoint prefix)."""
+            point = self.resume
+            if point is None or not point.state_dir:
+                return None
+            prefix = os.path.join(point.state_dir, "reader")
+            return prefix if os.path.isfile(prefix + ".index") else None
 
     class Checkpoint(keras.callbacks.ModelCheckpoint):
         def _get_file_path(self, epoch, batch, logs):
@@ -336,18 +401,163 @@ def _atomic_savers():
     return Backup, Checkpoint
 
 
-def make_callbacks(config, workdir: str):
+def _build_metrics(model, iterator) -> None:
+    """Builds the compiled metrics from the input's spec (Keras builds them when it first
+    traces a step, which a resumed epoch's skipped steps never do)."""
+    metrics = getattr(model, "_compile_metrics", None)
+    if metrics is not None and not metrics.built:
+        model._symbolic_build(data_batch=iterator.element_spec)
+
+
+def _save_iterator(iterator, prefix: str) -> bool:
+    """Saves a tf.data iterator's position; False when tf.data cannot (say, a
+    distributed iterator of some strategies)."""
+    import tensorflow as tf
+    from absl import logging as absl_logging
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.WARNING)     # not the saver's INFO lines
+    try:
+        tf.train.Checkpoint(reader=iterator).write(prefix)
+        return True
+    except (tf.errors.OpError, ValueError, TypeError, AttributeError, NotImplementedError):
+        return False
+    finally:
+        absl_logging.set_verbosity(level)
+
+
+def _restore_iterator(iterator, prefix: str) -> str | None:
+    """Restores an iterator's position saved by ``_save_iterator``; returns why not."""
+    import tensorflow as tf
+    try:
+        tf.train.Checkpoint(reader=iterator).read(prefix).assert_consumed()
+        return None
+    except (tf.errors.OpError, ValueError, TypeError, AttributeError, AssertionError,
+            NotImplementedError) as e:
+        return (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+
+
+def _step_control():
+    """The callback that stops a single-machine ``fit`` at a step boundary."""
+    import keras
+
+    class StepControl(keras.callbacks.Callback):
+        """Stops ``model.fit`` cleanly and resumes it mid-epoch.
+
+        On a stop signal (``signals.signum``, set by ``pipeline.cli.StopSignals``) it saves
+        a step backup at the next step boundary (``Backup.save_step``) and raises
+        ``pipeline.cli.Stopped``; a signal during validation keeps the epoch's training
+        steps. After an epoch that finds ``stop_file`` it ends the run as a finished one.
+        Resuming a step backup, it skips the steps done (without reading input), restores
+        the reader's position and the epoch's metric totals, so the epoch goes on where
+        it stopped.
+        """
+
+        def __init__(self, signals, backup, steps: int, stop_file: str | None, epochs: int,
+                     save_reader: bool = True):
+            super().__init__()
+            self.signals, self.backup, self.steps, self.stop_file = (signals, backup, steps,
+                                                                     stop_file)
+            self.epochs, self.save_reader = epochs, save_reader
+            self.epoch = 0
+            self.done = 0
+            self.floor = 0                  # steps already done in the resumed epoch
+            self.iterator = None
+            self.end_metrics = None         # metric values after the epoch's last step
+            self.stopped_at: tuple[int, int] | None = None
+            self.stop_file_seen = False
+            self.reader_note: str | None = None
+
+        def on_train_begin(self, logs=None):
+            point = self.backup.resume
+            line = _resume_line(point, self.epochs)
+            if line:
+                print(line, flush=True)
+            self.skip = point.step if point is not None and point.state_dir else 0
+            self.pending_restore = False
+            reader = self.backup.reader_checkpoint()
+            original = self.model.train_function
+            model = self.model
+
+            def train_function(iterator):
+                if self.iterator is None:
+                    self.iterator = iterator
+                    why = _restore_iterator(iterator, reader) if reader else None
+                    if why:
+                        self.reader_note = (f"the reader's position was not restored ({why}); "
+                                            "it reads from a fresh position")
+                        print(f"[train] note: {self.reader_note}", flush=True)
+                if self.pending_restore:
+                    self.pending_restore = False
+                    _build_metrics(model, iterator)
+                    self.backup.restore_state()
+                if self.skip:
+                    self.skip -= 1          # a step the backup already holds
+                    return model.get_metrics_result()
+                return original(iterator)
+            self.model.train_function = train_function
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.done, self.end_metrics = epoch, 0, None
+            point = self.backup.resume
+            self.floor = 0
+            if point is not None and point.state_dir and epoch == point.epoch:
+                self.floor = point.step
+                self.pending_restore = True     # at the first step: the metrics exist then
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.done = max(batch + 1, self.floor)
+            if self.done >= self.steps:
+                import numpy as np
+                metric_vars, _ = _model_state_variables(self.model)
+                self.end_metrics = [np.asarray(v.value) for v in metric_vars]
+            if self.signals is not None and self.signals.signum is not None:
+                self._stop(self.done, None)
+
+        def on_test_batch_end(self, batch, logs=None):
+            if self.signals is not None and self.signals.signum is not None \
+                    and self.end_metrics is not None:
+                self._stop(self.steps, self.end_metrics)     # validation of a whole epoch
+
+        def _stop(self, done, metrics):
+            from pipeline import cli
+            stop = cli.Stopped(self.signals.signum)
+            kept = self.backup.save_step(self.epoch, done, metrics=metrics,
+                                         iterator=self.iterator if self.save_reader else None)
+            self.stopped_at = (self.epoch, done)
+            stop.kept = (f"kept a backup after step {done} of {self.steps} of epoch "
+                         f"{self.epoch + 1} in {self.backup.backup_dir} (model, optimizer, "
+                         f"metrics, random states" + (", reader position)" if kept["iterator"]
+                                                      else ")"))
+            raise stop
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.signals is not None and self.signals.signum is not None:
+                from pipeline import cli
+                stop = cli.Stopped(self.signals.signum)
+                stop.kept = (f"kept the backup after epoch {epoch + 1} in "
+                             f"{self.backup.backup_dir}")
+                raise stop
+            if self.stop_file and os.path.exists(self.stop_file):
+                self.stop_file_seen = True
+                self.model.stop_training = True
+
+    return StepControl
+
+
+def make_callbacks(config, workdir: str, *, continue_from: ResumePoint | None = None):
     import keras
     t = config.train
     ckpt = os.path.join(workdir, "checkpoints")
     os.makedirs(ckpt, exist_ok=True)
     Backup, Checkpoint = _atomic_savers()
+    restored = continue_from.epoch if continue_from is not None else None
     callbacks = [
-        Backup(os.path.join(workdir, "backup")),
+        Backup(os.path.join(workdir, "backup"), continue_from=continue_from),
         Checkpoint(
             os.path.join(ckpt, "best.keras"), monitor=t.monitor, mode=t.monitor_mode,
             save_best_only=True,
-            initial_value_threshold=best_before_resume(workdir, t.monitor, t.monitor_mode)),
+            initial_value_threshold=best_before_resume(workdir, t.monitor, t.monitor_mode,
+                                                       restored)),
         Checkpoint(os.path.join(ckpt, "last.keras")),
         keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=True),
     ]
@@ -362,19 +572,22 @@ def make_callbacks(config, workdir: str):
     return callbacks
 
 
-def best_before_resume(workdir: str, monitor: str, mode: str) -> float | None:
+def best_before_resume(workdir: str, monitor: str, mode: str,
+                       restored: int | None = None) -> float | None:
     """The best ``monitor`` value of the epochs a resumed run restores (None: a fresh run).
 
     So that best.keras is replaced only by a better epoch after a restart, as the
-    curves and result.json (which read history.csv) assume.
+    curves and result.json (which read history.csv) assume. ``restored``: the epochs
+    a continued finished run keeps (default: the backup's epoch).
     """
     meta = os.path.join(workdir, "backup", "training_metadata.json")
     history = os.path.join(workdir, "history.csv")
-    if not (os.path.isfile(meta) and os.path.isfile(history)):
+    if not os.path.isfile(history) or (restored is None and not os.path.isfile(meta)):
         return None
     try:
-        with open(meta) as f:
-            restored = int(json.load(f)["epoch"])
+        if os.path.isfile(meta):
+            with open(meta) as f:
+                restored = int(json.load(f)["epoch"])
         h = read_history(history)
     except (OSError, ValueError, KeyError):
         return None
@@ -382,6 +595,36 @@ def best_before_resume(workdir: str, monitor: str, mode: str) -> float | None:
     if not scores:
         return None
     return max(scores) if mode == "max" else min(scores)
+
+
+def previous_run(config, workdir: str) -> ResumePoint | None:
+    """Where a run that ended (finished, early-stopped or stopped by ``WORKDIR/STOP``)
+    goes on when started again; None when ``workdir`` holds a backup (Keras's
+    BackupAndRestore resumes it) or no ended run.
+
+    It continues from its last epoch (``checkpoints/last.keras``: weights and optimizer)
+    up to ``train.epochs``. A run ended by early stopping counts as done unless
+    ``train.epochs`` is larger than the epochs it was run for. ``step`` 0; ``epoch`` is
+    the next epoch to train, ``train.epochs`` or more when nothing is left to train.
+    """
+    if os.path.isfile(os.path.join(workdir, "backup", "training_metadata.json")):
+        return None
+    last = os.path.join(workdir, "checkpoints", "last.keras")
+    history = os.path.join(workdir, "history.csv")
+    if not (os.path.isfile(last) and os.path.isfile(history)):
+        return None
+    try:
+        epochs = read_history(history).get("epoch", [])
+    except (OSError, ValueError, KeyError):
+        return None
+    if not epochs:
+        return None
+    done = int(max(epochs)) + 1
+    result = _read_json(os.path.join(workdir, "result.json")) or {}
+    target = config.train.epochs
+    if result.get("stopped_by") == "early_stopping" and target <= int(result.get("epochs", 0)):
+        done = max(done, target)
+    return ResumePoint(done, 0, last, finished=True)
 
 
 # --------------------------------------------------------------------------
@@ -450,30 +693,135 @@ def _plain(value):
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def train(config, workdir: str) -> dict:
-    """Runs training and a final evaluation; returns the final metrics."""
+class _NoSignals:
+    """Stands in for ``pipeline.cli.StopSignals`` when training is called as a library."""
+    signum = None
+
+    def check(self):
+        pass
+
+
+@dataclasses.dataclass
+class FitOutcome:
+    """How ``fit`` ended, besides training all its epochs."""
+    stop_file: bool = False          # WORKDIR/STOP ended it after an epoch
+    early_stopped: bool = False      # EarlyStopping ended it
+    resume: ResumePoint | None = None
+
+
+def fit(model, strategy, config, info, outdir: str, steps: int, *, multi_worker: bool,
+        is_chief: bool = True, signals=None, skip_shards=(),
+        continue_from: ResumePoint | None = None, stop_file: str | None = None) -> FitOutcome:
+    """Trains ``model``: Keras's fit on one machine, ``multiworker.fit_multi_worker`` on
+    several, with the same callbacks writing to ``outdir``.
+
+    ``signals`` (``pipeline.cli.StopSignals``): a stop signal saves a backup at the next
+    step boundary and raises ``pipeline.cli.Stopped`` (with ``kept`` saying what was
+    saved). ``stop_file``: when it exists after an epoch, the run ends there as a
+    finished one. ``continue_from``: a finished run to go on from (``previous_run``)."""
+    t = config.train
+    signals = signals or _NoSignals()
+    callbacks = make_callbacks(config, outdir, continue_from=continue_from)
+    backup = callbacks[0]
+    if not multi_worker:
+        # An in-memory cache would be saved whole with the reader's position: not then.
+        control = _step_control()(signals, backup, steps, stop_file, t.epochs,
+                                  save_reader=config.data.cache is not True)
+        callbacks.append(control)
+        # Keras distributes a plain dataset over the model's strategy itself
+        # (splitting the global batch per replica).
+        model.fit(make_input(config, info, training=True, skip_shards=skip_shards),
+                  epochs=t.epochs, steps_per_epoch=steps,
+                  validation_data=make_input(config, info, training=False,
+                                             skip_shards=skip_shards),
+                  callbacks=callbacks, class_weight=class_weights(config, info), verbose=2)
+        return FitOutcome(stop_file=control.stop_file_seen,
+                          early_stopped=_early_stopped(callbacks), resume=backup.resume)
+    multiworker.check_config(config, strategy)
+    weights = class_weights(config, info)
+    restored = continue_from.epoch if continue_from is not None else None
+    best = best_before_resume(outdir, t.monitor, t.monitor_mode, restored) if is_chief else None
+    stop_file_seen = multiworker.fit_multi_worker(
+        model, strategy, config, info, steps, callbacks, class_weight=weights, best=best,
+        signals=signals, stop_file=stop_file, skip_shards=skip_shards)
+    return FitOutcome(stop_file=stop_file_seen, early_stopped=_early_stopped(callbacks),
+                      resume=backup.resume)
+
+
+def _early_stopped(callbacks) -> bool:
+    import keras
+    return any(isinstance(cb, keras.callbacks.EarlyStopping) and cb.stopped_epoch > 0
+               for cb in callbacks)
+
+
+def _resume_line(point: ResumePoint | None, epochs: int) -> str | None:
+    """``[train] resuming at epoch E step S from PATH`` (epochs counted from 1)."""
+    if point is None:
+        return None
+    if point.finished:
+        if point.epoch >= epochs:
+            return None
+        return (f"[train] resuming at epoch {point.epoch + 1} step 0 from {point.path} (the run "
+                f"had ended after {point.epoch} epoch(s); training to {epochs})")
+    return f"[train] resuming at epoch {point.epoch + 1} step {point.step} from {point.path}"
+
+
+def backup_note(outdir: str) -> str:
+    """What the workdir's backup holds, for the line a stopped or failed run prints."""
+    meta = _read_json(os.path.join(outdir, "backup", "training_metadata.json"))
+    where = os.path.join(outdir, "backup")
+    if meta is None:
+        return "nothing was saved yet"
+    if meta.get("step_state"):
+        return f"the backup after step {meta.get('batch')} of epoch {int(meta['epoch']) + 1} " \
+               f"in {where} is kept"
+    if int(meta.get("epoch", 0)) == 0:
+        return "nothing was saved yet"
+    return f"the backup after epoch {meta['epoch']} in {where} is kept"
+
+
+def train(config, workdir: str, signals=None) -> dict:
+    """Runs training and a final evaluation; returns the final metrics.
+
+    ``signals`` (``pipeline.cli.StopSignals(raise_stop=False)``, from ``main``): a stop
+    signal ends the run at the next step boundary with a backup of that step, raising
+    ``pipeline.cli.Stopped`` whose ``kept`` says what was saved."""
     import keras
     import tensorflow as tf
+    from pipeline import cli
+    from trainers import data
+    signals = signals or _NoSignals()
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
     strategy = make_strategy()
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if multi_worker and isinstance(signals, cli.StopSignals):
+        # TensorFlow's coordination service puts a SIGTERM handler of its own in place
+        # (for its preemption notices); take SIGINT and SIGTERM back.
+        signals.reinstall()
     info = load_build(config)
+    build = config.data.build_dir
+    splits = (config.data.train_split, config.data.eval_split)
+    signals.check()
+    skipped = data.check_build(build, info, splits, on_corrupt=config.data.on_corrupt,
+                               program="train")
+    skip = {d.name for d in skipped}
+    signals.check()
     policy = resolve_precision(config.train.precision)
     keras.mixed_precision.set_global_policy(policy)
-    is_chief, worker, workers = worker_role(strategy) if multi_worker else (True, 0, 1)
-    # Another worker keeps its copies apart, so that a workdir shared with the chief
-    # (one file system for all) holds the chief's files only.
-    outdir = workdir if is_chief else os.path.join(workdir, f"workertemp_{worker}")
+    is_chief, worker, workers = (multiworker.worker_role(strategy) if multi_worker
+                                 else (True, 0, 1))
+    outdir = workdir if is_chief else multiworker.worker_dir(workdir, worker)
     os.makedirs(outdir, exist_ok=True)
     if is_chief:
         write_json(os.path.join(workdir, "config.json"), resolved_config(config))
         write_json(os.path.join(workdir, "classes.json"), info["classes"])
         write_json(os.path.join(workdir, "dataset_info.json"), info)
+    continue_from = previous_run(config, outdir) if is_chief else None
 
-    model, shape = build_model(config, info, strategy)
+    model, shape = build_model(config, info, strategy, skip)
     steps = steps_per_epoch(config, info)
     where = (f", worker {worker} of {workers}" + (" (chief)" if is_chief else "")
              if multi_worker else "")
@@ -481,28 +829,53 @@ def train(config, workdir: str) -> dict:
           f"{len(info['classes'])} classes), input {shape}, precision {policy}, "
           f"{strategy.num_replicas_in_sync} replica(s){where}, {steps} steps x "
           f"{config.train.epochs} epochs of batch {config.train.batch_size}", flush=True)
+    if continue_from is not None and continue_from.epoch >= config.train.epochs:
+        print(f"[train] {workdir} has already trained {continue_from.epoch} epoch(s) "
+              f"(train.epochs is {config.train.epochs}): nothing to train; pass a larger "
+              "--config.train.epochs to train more. Evaluating the best checkpoint again.",
+              flush=True)
+    stop_file = os.path.join(workdir, STOP_FILE)
     started = time.monotonic()
-    if multi_worker:
-        fit_multi_worker(model, strategy, config, info, outdir, steps)
-    else:
-        # Keras distributes a plain dataset over the model's strategy itself
-        # (splitting the global batch per replica).
-        model.fit(make_input(config, info, training=True), epochs=config.train.epochs,
-                  steps_per_epoch=steps, validation_data=make_input(config, info, training=False),
-                  callbacks=make_callbacks(config, outdir),
-                  class_weight=class_weights(config, info), verbose=2)
+    try:
+        signals.check()
+        try:
+            outcome = fit(model, strategy, config, info, outdir, steps,
+                          multi_worker=multi_worker, is_chief=is_chief, signals=signals,
+                          skip_shards=skip, continue_from=continue_from, stop_file=stop_file)
+        except Exception as e:
+            error = data.explain_data_error(e, build, info, splits,
+                                            f"training stopped: {backup_note(outdir)}",
+                                            ignore=skip)
+            if error is None:
+                raise
+            raise error from None
+    except cli.Stopped as stop:
+        if not hasattr(stop, "kept"):
+            stop.kept = backup_note(outdir)
+        raise
     elapsed = time.monotonic() - started
+    if outcome.stop_file:
+        if is_chief and os.path.exists(stop_file):
+            os.remove(stop_file)
+        done = epochs_in(os.path.join(outdir, "history.csv"))
+        print(f"[train] found {stop_file}: stopped after epoch {done} of "
+              f"{config.train.epochs} as asked, with its checkpoints; removed {stop_file}. "
+              f"Run the same command to train on to {config.train.epochs} epochs.", flush=True)
 
     history = os.path.join(outdir, "history.csv")
     result = {"split": config.data.eval_split, "train_seconds": round(elapsed, 1),
-              "precision": policy, "replicas": strategy.num_replicas_in_sync}
+              "precision": policy, "replicas": strategy.num_replicas_in_sync,
+              "epochs": config.train.epochs, "epochs_trained": epochs_in(history),
+              "stopped_by": ("stop_file" if outcome.stop_file else
+                             "early_stopping" if outcome.early_stopped else None),
+              "skipped_shards": [d.to_json() for d in skipped]}
     if multi_worker:
         result.update(workers=workers, worker=worker, chief=is_chief,
-                      weights_sha256=weights_sha256(model))
+                      weights_sha256=multiworker.weights_sha256(model))
     if not is_chief:
         # Another worker's copies only kept the saves in step; the chief evaluates.
         write_json(os.path.join(outdir, "result.json"), result)
-        _keep_only(outdir, ("history.csv", "result.json"))
+        multiworker.keep_only(outdir, ("history.csv", "result.json"))
         print(f"[train] worker {worker} done ({elapsed:.0f}s training; weights sha256 "
               f"{result['weights_sha256'][:12]}). The chief writes the run: "
               f"{os.path.join(outdir, 'result.json')} is this worker's record.", flush=True)
@@ -510,13 +883,21 @@ def train(config, workdir: str) -> dict:
     result["best_epoch"] = plot_curves(history, os.path.join(outdir, "curves.png"),
                                        config.train.monitor, config.train.monitor_mode)
     # The chief evaluates the best checkpoint on the whole split, outside the strategy.
-    best = keras.models.load_model(os.path.join(outdir, "checkpoints", "best.keras"))
-    best.compile(loss=model.loss, metrics=[type(m)(name="accuracy")
-                                           for m in model.metrics if m.name == "accuracy"]
-                 or ["accuracy"])
-    scores = best.evaluate(make_input(config, info, training=False), verbose=0,
-                           return_dict=True)
-    result.update({k: float(v) for k, v in scores.items()})
+    try:
+        scores = evaluate_best(model, config, info, outdir, signals, skip)
+    except cli.Stopped as stop:
+        stop.kept = (f"training is done ({result['epochs_trained']} epochs: checkpoints/ and "
+                     "history.csv are kept); only the final evaluation was cut short")
+        raise
+    except Exception as e:
+        error = data.explain_data_error(
+            e, build, info, (config.data.eval_split,),
+            "training is done (checkpoints/ and history.csv are kept) but the final "
+            "evaluation could not read it", ignore=skip)
+        if error is None:
+            raise
+        raise error from None
+    result.update(scores)
     write_json(os.path.join(outdir, "result.json"), result)
     print(f"[train] best epoch {result['best_epoch']}: {config.data.eval_split} accuracy "
           f"{result.get('accuracy', float('nan')):.4f}, loss {result['loss']:.4f} "
@@ -525,176 +906,35 @@ def train(config, workdir: str) -> dict:
     return result
 
 
-# --------------------------------------------------------------------------
-# Several machines.
-# --------------------------------------------------------------------------
-def fit_multi_worker(model, strategy, config, info, outdir: str, steps: int):
-    """Trains ``model`` under MultiWorkerMirroredStrategy, epoch by epoch.
-
-    Keras 3's ``fit`` cannot run under this strategy (it reduces its step results
-    with ``strategy.reduce(..., axis=0)``, which fails on scalars across workers), so
-    this loop runs Keras's own ``train_step``/``test_step`` in ``strategy.run``: the
-    loss is scaled by the replicas and the optimizer sums the gradients across all of
-    them, so every worker applies the same update. Metrics are Keras metrics whose
-    per-replica totals are summed across workers when read. The callbacks are those
-    of the single-machine run, writing to ``outdir``; every worker must call them,
-    since saving reads the distributed variables.
-    """
+def evaluate_best(model, config, info, outdir: str, signals, skip_shards=()) -> dict:
+    """The best checkpoint evaluated on the whole evaluation split (a stop signal raises
+    ``pipeline.cli.Stopped`` at the next batch)."""
     import keras
-    import tensorflow as tf
-    t = config.train
-    if t.batch_size % strategy.num_replicas_in_sync:
-        raise ConfigError(f"train.batch_size {t.batch_size} is the global batch: it must be "
-                          f"a multiple of the {strategy.num_replicas_in_sync} replicas")
-    if t.xla and not tf.config.list_logical_devices("GPU"):
-        raise ConfigError("train.xla with TF_CONFIG needs GPU workers: TensorFlow's XLA has no "
-                          "collectives for CPU devices. Run with --config.train.xla=False")
-    weights = class_weights(config, info)
+    from pipeline import cli
+    best = keras.models.load_model(os.path.join(outdir, "checkpoints", "best.keras"))
+    best.compile(loss=model.loss, metrics=[type(m)(name="accuracy")
+                                           for m in model.metrics if m.name == "accuracy"]
+                 or ["accuracy"])
 
-    def dataset_fn(training):
-        def make(input_context):
-            ds = make_input(config, info, training=training, input_context=input_context)
-            return _with_class_weights(ds, weights, len(info["classes"])) if training else ds
-        return make
+    class StopOnSignal(keras.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            if signals.signum is not None:
+                raise cli.Stopped(signals.signum)
 
-    train_data = strategy.distribute_datasets_from_function(dataset_fn(True))
-    val_data = strategy.distribute_datasets_from_function(dataset_fn(False))
-    with strategy.scope():
-        # Keras's fit builds the loss, metric and optimizer state from the first batch
-        # the same way; specs are enough.
-        spec = _with_class_weights(make_input(config, info, training=True), weights,
-                                   len(info["classes"])).element_spec
-        model._symbolic_build(data_batch=spec)
-
-    # As in Keras's fit: with train.xla, each replica's step is compiled by XLA.
-    replica_train = tf.function(model.train_step, jit_compile=True) if t.xla \
-        else model.train_step
-    replica_test = tf.function(model.test_step, jit_compile=True) if t.xla \
-        else model.test_step
-
-    @tf.function
-    def train_step(iterator):
-        strategy.run(replica_train, args=(next(iterator),))
-
-    @tf.function(reduce_retracing=True)
-    def test_step(batch):
-        strategy.run(replica_test, args=(batch,))
-
-    def results(prefix=""):
-        # Read in the cross-replica context: on-read metric variables sum over workers.
-        return {prefix + k: float(v) for k, v in model.get_metrics_result().items()}
-
-    is_chief = worker_role(strategy)[0]
-    if not is_chief:
-        # Saving is collective (it reads the metrics' on-read variables), so every worker
-        # keeps a backup in step with the chief's; only the chief's is read on a restart.
-        shutil.rmtree(os.path.join(outdir, "backup"), ignore_errors=True)
-    best = best_before_resume(outdir, t.monitor, t.monitor_mode) if is_chief else None
-    callback_list = make_callbacks(config, outdir)
-    callbacks = keras.callbacks.CallbackList(
-        callback_list, add_history=True, add_progbar=True, model=model,
-        verbose=2, epochs=t.epochs, steps=steps)
-    model.stop_training = False
-    callbacks.on_train_begin()      # the chief's BackupAndRestore restores a stopped run
-    epoch, has_best, best = sync_from_chief(
-        strategy, model, getattr(model, "_initial_epoch", 0) or 0, best is not None, best or 0.0)
-    initial_epoch = int(epoch)
-    for callback in callback_list:  # the same decisions to save on every worker
-        if isinstance(callback, keras.callbacks.ModelCheckpoint) and callback.save_best_only:
-            callback.best = best if has_best else None
-    if initial_epoch:
-        print(f"[train] resuming after epoch {initial_epoch} from the chief's backup",
-              flush=True)
-    iterator = iter(train_data)
-    logs = {}
-    for epoch in range(initial_epoch, t.epochs):
-        model.reset_metrics()
-        callbacks.on_epoch_begin(epoch)
-        for step in range(steps):
-            callbacks.on_train_batch_begin(step)
-            train_step(iterator)
-            callbacks.on_train_batch_end(step)
-        logs = results()
-        model.reset_metrics()
-        for batch in val_data:
-            test_step(batch)
-        logs.update(results("val_"))
-        callbacks.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    if isinstance(model.optimizer, keras.optimizers.Optimizer) and t.epochs > 0:
-        model.optimizer.finalize_variable_values(model.trainable_weights)
-    callbacks.on_train_end(logs)
+    signals = signals or _NoSignals()
+    scores = best.evaluate(make_input(config, info, training=False, skip_shards=skip_shards),
+                           verbose=0, return_dict=True, callbacks=[StopOnSignal()])
+    return {k: float(v) for k, v in scores.items()}
 
 
-def _with_class_weights(ds, weights: dict | None, num_classes: int):
-    """(inputs, targets) -> (inputs, targets, class weight of each target), as fit does."""
-    if not weights:
-        return ds
-    import tensorflow as tf
-    table = tf.constant([weights.get(i, 1.0) for i in range(num_classes)], tf.float32)
-    return ds.map(lambda x, y: (x, y, tf.gather(table, tf.cast(y, tf.int32))))
-
-
-def sync_from_chief(strategy, model, *numbers: float) -> list[float]:
-    """Every worker takes the chief's weights and optimizer state; returns its ``numbers``.
-
-    On a restart only the chief's backup counts: another worker may have been
-    stopped a moment earlier or later, or run on a fresh machine. The values are
-    summed across replicas with only the chief's first replica (replica 0)
-    contributing: one all-reduce per dtype.
-    """
-    import tensorflow as tf
-    variables, seen = [], set()
-    for v in list(model.weights) + list(model.optimizer.variables):
-        if id(v) not in seen:
-            seen.add(id(v))
-            variables.append(v)
-    values = [tf.convert_to_tensor(v.value) for v in variables]
-    values += [tf.constant(n, tf.float64) for n in numbers]
-    sent = [tf.cast(x, tf.float64) if x.dtype.is_integer or x.dtype == tf.bool else x
-            for x in values]
-
-    groups: dict = {}                   # one all-reduce per dtype (they are packed)
-    for i, x in enumerate(sent):
-        groups.setdefault(x.dtype, []).append(i)
-
-    @tf.function
-    def from_chief():
-        def replica_fn():
-            ctx = tf.distribute.get_replica_context()
-            mine = tf.equal(ctx.replica_id_in_sync_group, 0)
-            return [ctx.all_reduce("SUM", [tf.where(mine, sent[i], tf.zeros_like(sent[i]))
-                                           for i in group]) for group in groups.values()]
-        return strategy.run(replica_fn)
-
-    received = [None] * len(sent)
-    for group, reduced in zip(groups.values(), from_chief()):
-        for i, r in zip(group, reduced):
-            received[i] = tf.cast(strategy.experimental_local_results(r)[0], values[i].dtype)
-    for v, value in zip(variables, received[:len(variables)]):
-        v.assign(value)
-    return [float(n) for n in received[len(variables):]]
-
-
-def weights_sha256(model) -> str:
-    """A checksum of the model's weights (values and shapes), to compare workers."""
-    import hashlib
-    import numpy as np
-    digest = hashlib.sha256()
-    for w in model.get_weights():
-        w = np.ascontiguousarray(w)
-        digest.update(str((w.dtype.str, w.shape)).encode())
-        digest.update(w.tobytes())
-    return digest.hexdigest()
-
-
-def _keep_only(folder: str, names) -> None:
-    """Removes everything in ``folder`` but ``names`` (another worker's copies)."""
-    for name in os.listdir(folder):
-        if name not in names:
-            path = os.path.join(folder, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+def epochs_in(history_csv: str) -> int:
+    """Distinct epochs logged in history.csv (0 when there is none)."""
+    if not os.path.isfile(history_csv):
+        return 0
+    try:
+        return len(read_history(history_csv).get("epoch", []))
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def write_json(path: str, data):
@@ -705,70 +945,50 @@ def write_json(path: str, data):
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    if FLAGS.config is None or not FLAGS.workdir:
-        print("error: --config and --workdir are required, e.g.\n  python -m trainers.train "
-              "--config configs/demo_cnn_gru.py --workdir runs/demo", file=sys.stderr)
-        return 2
-    try:
-        if os.environ.get("TF_CONFIG"):
-            check_tf_config(os.environ["TF_CONFIG"])     # before TensorFlow loads
-        train(FLAGS.config, FLAGS.workdir)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        message = lost_worker_message(e) if os.environ.get("TF_CONFIG") else None
-        if message is None:
+    """Trains from parsed flags; returns the exit code (2 for user mistakes and damaged
+    records, 130 / 143 when SIGINT / SIGTERM stopped it)."""
+    with cli.StopSignals(raise_stop=False) as signals:
+        try:
+            _check_usage(argv)
+            if os.environ.get("TF_CONFIG"):
+                multiworker.check_tf_config(os.environ["TF_CONFIG"])  # before TensorFlow loads
+            train(FLAGS.config, FLAGS.workdir, signals=signals)
+        except cli.Stopped as stop:         # before training began, or from it
+            kept = getattr(stop, "kept", None) or backup_note(FLAGS.workdir)
+            print(cli.stopped_line("train", stop, kept, resume_command()), file=sys.stderr,
+                  flush=True)
+            return stop.exit_code
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except Exception as e:
+            multiworker.exit_if_lost_worker(e)
             raise
-        print(f"error: {message}", file=sys.stderr)
-        # TensorFlow's exit handlers then wait on the lost worker for a minute or two
-        # more; the epoch ends already on disk (backup, history.csv) are all a resume needs.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(1)
     return 0
 
 
-def lost_worker_message(error: Exception) -> str | None:
-    """What to do when a multi-worker run stops because a machine of its cluster went
-    away, or None when ``error`` is something else.
+def resume_command() -> str:
+    """The command that resumes this run: the same one (with TF_CONFIG when it is set)."""
+    command = cli.command_line("trainers.train", sys.argv[1:])
+    if os.environ.get("TF_CONFIG"):
+        import shlex
+        command = f"TF_CONFIG={shlex.quote(os.environ['TF_CONFIG'])} {command}"
+    return command
 
-    Every collective step needs every worker, so when one is killed or its machine is
-    lost, TensorFlow's coordination service notices the missing heartbeats within
-    seconds and aborts the collectives on the others with UnavailableError (or
-    Aborted / DeadlineExceeded). Nothing is lost: the chief's backup is written
-    atomically at every epoch end, and the same commands resume from it.
-    """
-    import tensorflow as tf
-    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError,
-                              tf.errors.DeadlineExceededError)):
-        return None
-    text = str(error.message)
-    found = re.search(r"Task (/job:\w+/replica:\d+/task:\d+) heartbeat timeout", text)
-    if found:
-        who = f"{found.group(1)} stopped answering"
-    else:       # e.g. "{{function_node ...}} Collective ops is aborted by: Connection reset"
-        first = re.sub(r"\{\{[^}]*\}\}", "", text).strip().splitlines() or [""]
-        who = first[0].split("aborted by:")[-1].strip()[:200] or type(error).__name__
-    return (f"the cluster lost a worker ({who}). Stop every worker, then start them all "
-            "again with the same commands: training resumes from the last backup in the "
-            "chief's --workdir.")
+
+def _check_usage(argv):
+    if len(argv) > 1:
+        raise ConfigError(f"unexpected arguments {argv[1:]}")
+    if FLAGS.config is None or not FLAGS.workdir:
+        raise ConfigError("--config and --workdir are required, e.g.\n  python -m "
+                          "trainers.train --config configs/demo_cnn_gru.py --workdir runs/demo")
 
 
 def _parse(argv):
-    if any(a in ("-h", "--help", "--helpshort") for a in argv[1:]):
-        print(__doc__)
-        print(FLAGS.module_help(sys.modules[__name__]))
-        sys.exit(0)
-    try:
-        return FLAGS(argv)
-    except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
-        # a bad flag, or a --config.<path> override naming no key of the locked config
-        print(f"error: {e}\nRun with --help to see the flags.", file=sys.stderr)
-        sys.exit(2)
+    """absl flags_parser (``pipeline.cli.parse``): a bad flag, or a --config.<path> override
+    naming no key of the locked config, is a one-line error."""
+    return cli.parse(FLAGS, argv, __name__,
+                     errors=(flags.Error, AttributeError, KeyError, ValueError, TypeError))
 
 
 if __name__ == "__main__":

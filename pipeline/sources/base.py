@@ -13,8 +13,9 @@ empty dataset) with a message saying what was expected; per-item problems
 (a listed file that is missing, an unknown class) go into
 ``Listing.problems`` and the build quarantines them.
 
-All file access goes through Beam's ``FileSystems`` so gs:// and s3:// data
-directories work.
+Sources never import Beam: ``trainers.predict`` lists an OpenPose folder with the
+OpenPose source. All file access goes through ``pipeline.media.files``, so gs:// and
+s3:// data directories work.
 """
 from __future__ import annotations
 
@@ -24,10 +25,9 @@ import hashlib
 import os
 from typing import Iterable
 
-from apache_beam.io.filesystems import FileSystems
-
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
-SPLITS = ("train", "val", "test")
+from pipeline.media import files
+from pipeline.media.formats import VIDEO_EXTENSIONS
+from pipeline.media.items import Item, Problem
 
 
 class SourceError(Exception):
@@ -52,44 +52,6 @@ class SourceOptions:
     background_label: str = "none"        # per-frame label outside every segment
 
 
-KINDS = ("video", "frames", "image", "keypoints")
-
-
-@dataclasses.dataclass(frozen=True)
-class Item:
-    """One input to turn into record(s).
-
-    kind:  'video' (path is a video file), 'frames' (path is a folder of frame
-           images), 'image' (path is one image: a clip of one frame) or
-           'keypoints' (``files`` are one OpenPose JSON per frame).
-    files: for 'frames' and 'keypoints', the per-frame files in frame order
-           when the source already knows them (else the worker lists ``path``).
-    extra: source-specific details for the worker (e.g. frame numbers,
-           labelled segments), JSON-compatible values only.
-    """
-    path: str          # full path (local, gs://, s3://)
-    video_id: str      # path relative to the data directory, '/'-separated
-    split: str         # one of SPLITS
-    label: int         # class index, -1 when unlabelled
-    label_text: str
-    kind: str = "video"
-    files: tuple[str, ...] = ()
-    extra: dict = dataclasses.field(default_factory=dict, compare=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """An input that is quarantined: written to errors.jsonl, counted, never decoded."""
-    path: str
-    stage: str         # 'list' for source problems, 'decode'/'encode' for media problems
-    reason: str        # short machine-readable code, e.g. 'missing_file', 'unknown_class'
-    detail: str = ""
-    split: str = ""
-
-    def to_json_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 @dataclasses.dataclass
 class Listing:
     """Everything a source found."""
@@ -99,47 +61,46 @@ class Listing:
     unused: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> count
     splits: tuple[str, ...] = ("train", "test")
     modality: str = "video"        # 'video' (videos, frame folders), 'image' or 'keypoints'
+    # Dataset facts about the classes, written into dataset_info.json: {group: [class
+    # names]} (UCF101's five action types), or None.
+    class_groups: dict[str, list[str]] | None = None
 
 
-def join(*parts: str) -> str:
-    """Joins path parts for local and remote paths alike."""
-    return FileSystems.join(*parts)
+def list_entries(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
+                 depth: int = 2) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """What lies ``depth`` levels below ``root`` with a name ending in ``extensions`` (any
+    case): the relative '/'-separated paths of regular files, and (relative path, reason,
+    detail) of the entries named like one that are no readable file, so that a source can
+    account for them instead of leaving them out: a folder named like a video
+    (``not_a_file``), a link that leads nowhere or to itself (``broken_link``).
 
-
-def exists(path: str) -> bool:
-    return FileSystems.exists(path)
-
-
-def read_text(path: str) -> str:
-    """Reads a small text file (split lists, CSVs) through FileSystems."""
-    with FileSystems.open(path) as f:
-        return f.read().decode("utf-8-sig")
-
-
-def match_paths(pattern: str) -> list[str]:
-    """Paths matching a glob pattern: local ones through glob (which, unlike Beam's local
-    match, follows symlinked folders and does not walk below the pattern's depth),
-    remote ones through FileSystems.match."""
-    if "://" not in pattern:
-        return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    ``depth=2`` lists ``root/<class>/<file>``.
+    """
+    exts = tuple(e.lower() for e in extensions)
+    root = root.rstrip("/")
+    pattern = files.join(root, *(["*"] * depth))
+    found, odd = [], []
+    paths = files.match(pattern) if files.is_remote(root) else sorted(glob.glob(pattern))
+    for path in paths:
+        rel = path[len(root):].lstrip("/").replace(os.sep, "/")
+        if not (rel.lower().endswith(exts) and rel.count("/") == depth - 1):
+            continue
+        if files.is_remote(path) or os.path.isfile(path):
+            found.append(rel)
+        elif os.path.islink(path) and not os.path.exists(path):
+            odd.append((rel, "broken_link", "a link that leads nowhere (missing target, or "
+                                            "a loop of links)"))
+        else:
+            odd.append((rel, "not_a_file", "a folder (or another non-file) with a file's "
+                                           "name"))
+    return sorted(found), odd
 
 
 def list_files(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
                depth: int = 2) -> list[str]:
-    """Relative '/'-separated paths of files ``depth`` levels below ``root``.
-
-    ``depth=2`` lists ``root/<class>/<file>``. Extensions match case-insensitively.
-    """
-    exts = tuple(e.lower() for e in extensions)
-    root = root.rstrip("/")
-    pattern = join(root, *(["*"] * depth))
-    found = []
-    for path in match_paths(pattern):
-        rel = path[len(root):].lstrip("/").replace(os.sep, "/")
-        if rel.lower().endswith(exts) and rel.count("/") == depth - 1:
-            found.append(rel)
-    return sorted(found)
+    """The regular files of ``list_entries`` (sources whose own lists name every item, and
+    so account for what is missing, use this)."""
+    return list_entries(root, extensions, depth)[0]
 
 
 def stable_fraction(key: str) -> float:

@@ -6,8 +6,11 @@ change when other videos are added or removed.
 """
 from __future__ import annotations
 
-from pipeline.sources.base import (VIDEO_EXTENSIONS, Item, Listing, SourceError,
-                                   SourceOptions, hash_split, join, list_files)
+from pipeline.media.files import join
+from pipeline.media.formats import VIDEO_EXTENSIONS
+from pipeline.media.items import Item, Problem
+from pipeline.sources.base import (Listing, SourceError, SourceOptions, hash_split,
+                                   list_entries)
 
 NAME = "folder"
 DEFAULT_SUBDIR = "folder"
@@ -26,7 +29,7 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
     """Lists every video under ``data_dir/<class>/``; classes sorted, splits hashed."""
     val, test = options.val_fraction, options.test_fraction
     hash_split("", val, test)  # rejects bad fractions before listing the disk
-    files = list_files(data_dir)
+    files, odd = list_entries(data_dir)
     if not files:
         raise SourceError(f"empty dataset: no videos in class folders under {data_dir}"
                           f"\n\nExpected folder layout:\n{LAYOUT}")
@@ -37,5 +40,8 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
         name = rel.split("/")[0]
         items.append(Item(join(data_dir, rel), rel, hash_split(rel, val, test),
                           label_of[name], name))
+    # Entries named like videos that are no file are listed items too, quarantined here.
+    problems = [Problem(join(data_dir, rel), "list", reason, detail, hash_split(rel, val, test))
+                for rel, reason, detail in odd]
     splits = ("train",) + (("val",) if val > 0 else ()) + (("test",) if test > 0 else ())
-    return Listing(classes=classes, items=items, splits=splits)
+    return Listing(classes=classes, items=items, problems=problems, splits=splits)

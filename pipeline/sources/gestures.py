@@ -12,9 +12,10 @@ from __future__ import annotations
 import collections
 import re
 
-from pipeline.frames import list_subfolders
-from pipeline.sources.base import (Item, Listing, Problem, SourceError, SourceOptions,
-                                   exists, join, read_text)
+from pipeline.media.files import exists, join, read_text
+from pipeline.media.frames import list_subfolders
+from pipeline.media.items import Item, Problem
+from pipeline.sources.base import Listing, SourceError, SourceOptions
 
 NAME = "gestures"
 DEFAULT_SUBDIR = "gestures"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-from pipeline.sources.base import (Item, Listing, Problem, SourceError, SourceOptions,
-                                   join, list_files, read_text)
+from pipeline.media.files import join, read_text
+from pipeline.media.items import Item, Problem
+from pipeline.sources.base import Listing, SourceError, SourceOptions, list_files
 
 NAME = "hmdb51"
 DEFAULT_SUBDIR = "hmdb51"

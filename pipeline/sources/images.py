@@ -17,10 +17,11 @@ import csv
 import io
 import math
 
-from pipeline.frames import IMAGE_EXTENSIONS
-from pipeline.sources.base import (Item, Listing, Problem, SourceError, SourceOptions,
-                                   exists, hash_split, join, list_files, read_text,
-                                   stable_fraction)
+from pipeline.media.files import exists, join, read_text
+from pipeline.media.formats import IMAGE_EXTENSIONS
+from pipeline.media.items import Item, Problem
+from pipeline.sources.base import (Listing, SourceError, SourceOptions, hash_split,
+                                   list_entries, list_files, stable_fraction)
 
 NAME = "images"
 DEFAULT_SUBDIR = "images"
@@ -101,10 +102,13 @@ def _from_csv(data_dir: str, problems: list[Problem]):
     return classes, pool, fixed
 
 
-def _from_folders(data_dir: str):
-    """(classes, labelled entries, no test entries) of the folder-per-class layout."""
-    pool = [_Entry(rel, join(data_dir, rel), rel.split("/")[0])
-            for rel in list_files(data_dir, IMAGE_EXTENSIONS, depth=2)]
+def _from_folders(data_dir: str, problems: list[Problem], val: float, test: float):
+    """(classes, labelled entries, no test entries) of the folder-per-class layout; entries
+    named like images that are no file become problems (split by hash, as folder does)."""
+    found, odd = list_entries(data_dir, IMAGE_EXTENSIONS, depth=2)
+    pool = [_Entry(rel, join(data_dir, rel), rel.split("/")[0]) for rel in found]
+    problems.extend(Problem(join(data_dir, rel), "list", reason, detail,
+                            hash_split(rel, val, test)) for rel, reason, detail in odd)
     return sorted({e.label_text for e in pool}), pool, []
 
 
@@ -125,7 +129,7 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
     if exists(join(data_dir, "Training_set.csv")):
         classes, pool, fixed = _from_csv(data_dir, problems)
     else:
-        classes, pool, fixed = _from_folders(data_dir)
+        classes, pool, fixed = _from_folders(data_dir, problems, val, test)
     unused: collections.Counter = collections.Counter()
 
     by_class = collections.defaultdict(list)

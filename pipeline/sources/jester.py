@@ -5,9 +5,10 @@ CSV has ids only, so its items are unlabelled (label -1).
 """
 from __future__ import annotations
 
-from pipeline.frames import list_subfolders
-from pipeline.sources.base import (Item, Listing, Problem, SourceError, SourceOptions,
-                                   exists, join, read_text)
+from pipeline.media.files import exists, join, read_text
+from pipeline.media.frames import list_subfolders
+from pipeline.media.items import Item, Problem
+from pipeline.sources.base import Listing, SourceError, SourceOptions
 
 NAME = "jester"
 DEFAULT_SUBDIR = "jester"

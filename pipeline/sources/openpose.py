@@ -1,7 +1,7 @@
 """OpenPose JSON output: one ``<video>_<12-digit frame>_keypoints.json`` per frame.
 
 Files are grouped into one item per video (``kind='keypoints'``, ``files`` in
-frame order, ``extra['frame_numbers']``); the worker (``pipeline.keypoints``)
+frame order, ``extra['frame_numbers']``); the worker (``pipeline.media.keypoints``)
 reads them. Labels come from one of:
 
 * ``--label_csv``: one row per video; the video name is
@@ -30,10 +30,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 
-from pipeline.sources.base import (Item, Listing, Problem, SourceError, SourceOptions,
-                                   exists, hash_split, join, list_files, read_text)
+from pipeline.media.files import exists, join, read_text
+from pipeline.media.formats import OPENPOSE_FILE, OPENPOSE_PATTERN, OPENPOSE_SUFFIX
+from pipeline.media.items import FILE_STAGE, Item, Problem
+from pipeline.sources.base import (Listing, SourceError, SourceOptions, hash_split,
+                                   list_entries)
 
 NAME = "openpose"
 DEFAULT_SUBDIR = "openpose"
@@ -49,9 +51,11 @@ optional --label_csv FILE        header with --id_column (default video) and --l
 optional --segments_csv FILE     rows video,start_s,end_s,label -> per-frame labels
 """
 
-FILE_NAME_RE = re.compile(r"^(.*)_(\d{12})_keypoints\.json$")
 SEGMENT_COLUMNS = ("video", "start_s", "end_s", "label")
 UNUSED_LABEL_ROWS = "label_without_keypoints"
+# Frame numbers of one sequence further apart than this are not a gap of missing frames
+# but a stray file (OpenPose writes every frame; 1,000 frames is over half a minute).
+MAX_FRAME_GAP = 1000
 
 
 def _error(message: str) -> SourceError:
@@ -84,20 +88,48 @@ def _read_csv(path: str, what: str) -> list[list[str]]:
     return [[cell.strip() for cell in row] for row in rows if any(c.strip() for c in row)]
 
 
-def _group_files(data_dir: str) -> tuple[dict[str, list[tuple[int, str]]], list[Problem]]:
-    """Lists data_dir once; returns video -> [(frame number, path)] sorted, and bad names."""
+def _group_files(data_dir: str, val: float,
+                 test: float) -> tuple[dict[str, list[tuple[int, str]]], list[Problem]]:
+    """Lists data_dir once; returns video -> [(frame number, path)] sorted, and the files
+    that belong to no sequence: bad names, non-files, stray frame numbers. Those are bad
+    files (stage ``file``, in the split of their sequence where they name one), never a
+    reason to lose a sequence."""
     videos: dict[str, list[tuple[int, str]]] = {}
     problems = []
-    for rel in list_files(data_dir, extensions=("_keypoints.json",), depth=1):
-        match = FILE_NAME_RE.match(rel)
+    found, odd = list_entries(data_dir, extensions=(OPENPOSE_SUFFIX,), depth=1)
+    for rel, reason, detail in odd:
+        match = OPENPOSE_FILE.match(rel)
+        problems.append(Problem(join(data_dir, rel), FILE_STAGE, reason, detail,
+                                hash_split(match.group(1) if match else rel, val, test)))
+    for rel in found:
+        match = OPENPOSE_FILE.match(rel)
         if not match:
-            problems.append(Problem(join(data_dir, rel), "list", "bad_file_name",
-                                    "expected <video>_<12-digit frame>_keypoints.json"))
+            problems.append(Problem(join(data_dir, rel), FILE_STAGE, "bad_file_name",
+                                    f"expected {OPENPOSE_PATTERN}", hash_split(rel, val, test)))
             continue
         videos.setdefault(match.group(1), []).append((int(match.group(2)), join(data_dir, rel)))
-    for frames in videos.values():
+    for video, frames in videos.items():
         frames.sort()
+        kept, stray = _main_run(frames)
+        videos[video] = kept
+        split = hash_split(video, val, test)
+        problems.extend(Problem(path, FILE_STAGE, "stray_frame_number",
+                                f"frame {number} is more than {MAX_FRAME_GAP} frames away from "
+                                f"the other {len(kept)} frames of {video!r}", split)
+                        for number, path in stray)
     return videos, problems
+
+
+def _main_run(frames: list[tuple[int, str]]):
+    """(the longest run of frames whose numbers are at most MAX_FRAME_GAP apart, the rest):
+    a file numbered far from its sequence is a stray, not a gap to fill with missing frames."""
+    runs, start = [], 0
+    for i in range(1, len(frames) + 1):
+        if i == len(frames) or frames[i][0] - frames[i - 1][0] > MAX_FRAME_GAP:
+            runs.append(frames[start:i])
+            start = i
+    best = max(runs, key=len)            # ties: the earliest run
+    return best, [f for run in runs if run is not best for f in run]
 
 
 def _csv_labels(options: SourceOptions) -> dict[str, str]:
@@ -178,7 +210,7 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
     if options.label_csv and options.segments_csv:
         raise SourceError("--label_csv and --segments_csv cannot be combined: give per-video "
                           "labels or labelled segments")
-    videos, problems = _group_files(data_dir)
+    videos, problems = _group_files(data_dir, val, test)
     if not videos:
         missing = "" if exists(data_dir) else " (the directory does not exist)"
         raise _error(f"empty dataset: no <video>_<frame>_keypoints.json files in "

@@ -3,11 +3,19 @@
 The official lists spell a few names differently from the folders and files on
 disk (``HandStandPushups`` vs ``HandstandPushups``), so class names and listed
 paths are matched case-insensitively; items carry the real on-disk path.
+
+The dataset's paper (Soomro, Zamir and Shah, "UCF101: A Dataset of 101 Human Actions
+Classes From Videos in The Wild", CRCV-TR-12-01, 2012) sorts the classes into five
+action types: Human-Object Interaction (20 classes), Body-Motion Only (16),
+Human-Human Interaction (5), Playing Musical Instruments (10) and Sports (50).
+``ACTION_GROUPS`` holds them, spelt as in ``classInd.txt``; the build writes them into
+``dataset_info.json`` (``class_groups``) and the evaluation reports each type's accuracy.
 """
 from __future__ import annotations
 
-from pipeline.sources.base import (Item, Listing, Problem, SourceError, SourceOptions,
-                                   exists, join, list_files, read_text)
+from pipeline.media.files import exists, join, read_text
+from pipeline.media.items import Item, Problem
+from pipeline.sources.base import Listing, SourceError, SourceOptions, list_files
 
 NAME = "ucf101"
 DEFAULT_SUBDIR = "ucf101"
@@ -24,6 +32,60 @@ LAYOUT = """\
       v_ApplyEyeMakeup_g01_c01.avi
       ...
 """
+
+ACTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "Human-Object Interaction": (
+        "ApplyEyeMakeup", "ApplyLipstick", "BlowDryHair", "BrushingTeeth", "CuttingInKitchen",
+        "Hammering", "HulaHoop", "JugglingBalls", "JumpRope", "Knitting", "Mixing",
+        "MoppingFloor", "Nunchucks", "PizzaTossing", "ShavingBeard", "SkateBoarding",
+        "SoccerJuggling", "Typing", "WritingOnBoard", "YoYo",
+    ),
+    "Body-Motion Only": (
+        "BabyCrawling", "BlowingCandles", "BodyWeightSquats", "HandstandPushups",
+        "HandstandWalking", "JumpingJack", "Lunges", "PullUps", "PushUps", "RockClimbingIndoor",
+        "RopeClimbing", "Swing", "TaiChi", "TrampolineJumping", "WalkingWithDog", "WallPushups",
+    ),
+    "Human-Human Interaction": (
+        "BandMarching", "Haircut", "HeadMassage", "MilitaryParade", "SalsaSpin",
+    ),
+    "Playing Musical Instruments": (
+        "Drumming", "PlayingCello", "PlayingDaf", "PlayingDhol", "PlayingFlute", "PlayingGuitar",
+        "PlayingPiano", "PlayingSitar", "PlayingTabla", "PlayingViolin",
+    ),
+    "Sports": (
+        "Archery", "BalanceBeam", "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress",
+        "Biking", "Billiards", "Bowling", "BoxingPunchingBag", "BoxingSpeedBag", "BreastStroke",
+        "CleanAndJerk", "CliffDiving", "CricketBowling", "CricketShot", "Diving", "Fencing",
+        "FieldHockeyPenalty", "FloorGymnastics", "FrisbeeCatch", "FrontCrawl", "GolfSwing",
+        "HammerThrow", "HighJump", "HorseRace", "HorseRiding", "IceDancing", "JavelinThrow",
+        "Kayaking", "LongJump", "ParallelBars", "PoleVault", "PommelHorse", "Punch", "Rafting",
+        "Rowing", "Shotput", "Skiing", "Skijet", "SkyDiving", "SoccerPenalty", "StillRings",
+        "SumoWrestling", "Surfing", "TableTennisShot", "TennisSwing", "ThrowDiscus",
+        "UnevenBars", "VolleyballSpiking",
+    ),
+}
+
+
+def group_of(class_name: str) -> str | None:
+    """The action type of a UCF101 class name (any case), or None for a name UCF101 lacks."""
+    return _GROUP_BY_NAME.get(class_name.lower())
+
+
+_GROUP_BY_NAME = {name.lower(): group for group, names in ACTION_GROUPS.items()
+                  for name in names}
+
+
+def class_groups(classes) -> dict[str, list[str]] | None:
+    """``{action type: [class names in class order]}`` when every class is a UCF101 class,
+    else None (a build of other classes in the UCF101 layout has no action types)."""
+    groups = {name: group_of(name) for name in classes}
+    if not groups or not all(groups.values()):
+        return None
+    out: dict[str, list[str]] = {group: [] for group in ACTION_GROUPS}
+    for name, group in groups.items():
+        out[group].append(name)
+    return {group: names for group, names in out.items() if names}
+
 
 _LIST_DIRS = ("ucfTrainTestlist", "")
 _VIDEO_DIRS = ("UCF-101", "", "videos")
@@ -116,4 +178,5 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
     if not items:
         raise _error(f"empty dataset: no video listed in split {options.split_id} was found "
                      f"under {video_root} ({len(problems)} listed entries had problems)")
-    return Listing(classes=classes, items=items, problems=problems, splits=("train", "test"))
+    return Listing(classes=classes, items=items, problems=problems, splits=("train", "test"),
+                   class_groups=class_groups(classes))

@@ -2,6 +2,7 @@
 
 Every public module in this package is a family. It exposes::
 
+    MODALITY = "video" | "image" | "keypoints"                  # the records it trains on
     default_config(variant=None) -> ml_collections.ConfigDict   # every knob documented
     build(config, *, input_shape, num_classes) -> keras.Model
 
@@ -14,6 +15,8 @@ accelerator. The last layer computes in float32, so every family works under
     >>> from trainers import models
     >>> models.available()
     ['cnn_rnn', 'conv3d', 'image_classifier', 'keypoint_rnn', 'transfer_rnn']
+    >>> models.modality('keypoint_rnn')
+    'keypoints'
     >>> model = models.build_model('cnn_rnn', {'rnn': 'lstm'},
     ...                            input_shape=(11, 100, 100, 3), num_classes=5)
 """
@@ -26,7 +29,10 @@ from typing import Any, Mapping
 
 import ml_collections
 
-__all__ = ["available", "build_model", "default_config", "family", "merged_config"]
+__all__ = ["MODALITIES", "available", "build_model", "default_config", "family",
+           "merged_config", "modality"]
+
+MODALITIES = ("video", "image", "keypoints")
 
 
 def available() -> list[str]:
@@ -41,6 +47,14 @@ def family(name: str) -> ModuleType:
     if name not in names:
         raise ValueError(f"unknown model family {name!r}; available: {', '.join(names)}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def modality(name: str) -> str:
+    """The records family ``name`` trains on: its MODALITY, one of MODALITIES.
+
+    ValueError for an unknown family, as ``family`` raises.
+    """
+    return family(name).MODALITY
 
 
 def default_config(name: str, variant: str | None = None) -> ml_collections.ConfigDict:

@@ -17,6 +17,8 @@ import ml_collections
 
 from trainers.models import _layers
 
+MODALITY = "video"   # the records it trains on: uint8 clips [T, H, W, 3]
+
 
 def default_config(variant: str | None = None) -> ml_collections.ConfigDict:
     """The knobs (one variant, "gesture")."""

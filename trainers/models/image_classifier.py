@@ -15,6 +15,8 @@ import ml_collections
 
 from trainers.models import _backbones, _layers
 
+MODALITY = "image"   # the records it trains on: uint8 images [H, W, 3]
+
 
 def default_config(variant: str | None = None) -> ml_collections.ConfigDict:
     """The knobs (one variant, "efficientnet")."""

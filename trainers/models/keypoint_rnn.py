@@ -26,6 +26,8 @@ from trainers.models import _layers
 
 VARIANTS = ("lstm", "bilstm", "ensemble")
 
+MODALITY = "keypoints"   # the records it trains on: float32 keypoint windows [W, F]
+
 
 def default_config(variant: str | None = None) -> ml_collections.ConfigDict:
     """The knobs; ``variant`` is one of VARIANTS (None: "lstm")."""

@@ -32,6 +32,8 @@ from trainers.models import _backbones, _layers
 
 VARIANTS = ("mobilenet_gru", "resnet152v2_lstm")
 
+MODALITY = "video"   # the records it trains on: uint8 clips [T, H, W, 3]
+
 
 def default_config(variant: str | None = None) -> ml_collections.ConfigDict:
     """The knobs; ``variant`` is one of VARIANTS (None: "mobilenet_gru")."""

@@ -4,12 +4,12 @@ A frame folder holds one image per frame, numbered in the file name
 (``img_00001.jpg``, ``WIN_20180925_17_08_43_Pro_00014.png``, ``00001.jpg``).
 Frames are ordered by that number, never by listing order, and span the
 number range first..last: a missing number is filled with the nearest earlier
-frame and counted in ``Clip.num_filled``. Sampling is ``video.plan_indices``
-over that range and crop/resize/encode is ``video.process_frame``, so frame
+frame and counted in ``Clip.num_filled``. Sampling is ``sampling.plan_positions``
+over that range and crop/resize/encode is ``encode.process_frame``, so frame
 folders and videos give identical clips for identical frames. Only the chosen
 files are read and decoded.
 
-All file access goes through Beam's ``FileSystems`` so gs:// and s3:// work.
+All file access goes through ``pipeline.media.files``, so gs:// and s3:// work.
 """
 from __future__ import annotations
 
@@ -18,31 +18,22 @@ import re
 
 import cv2
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 
-from pipeline import video
-from pipeline.sources.base import Item, match_paths
-from pipeline.video import Clip, FrameSpec, MediaError, SamplingSpec
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+from pipeline.media import files
+from pipeline.media.encode import FrameSpec, output_size, process_frame
+from pipeline.media.formats import IMAGE_EXTENSIONS, basename, is_image
+from pipeline.media.items import Clip, Item, MediaError
+from pipeline.media.sampling import SamplingSpec, plan_positions
 
 _DIGITS = re.compile(r"\d+")
 
 
-def _basename(path: str) -> str:
-    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-
-
 def frame_number(name: str) -> int | None:
     """The last run of digits in the file's stem (``img_00014.png`` -> 14), or None."""
-    base = _basename(name)
+    base = basename(name)
     stem = base.rsplit(".", 1)[0] if "." in base else base
     runs = _DIGITS.findall(stem)
     return int(runs[-1]) if runs else None
-
-
-def _is_image(path: str) -> bool:
-    return path.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _sorted_frames(numbered: list[tuple[int | None, str]]) -> list[tuple[int, str]]:
@@ -67,9 +58,9 @@ def list_frame_files(folder: str) -> list[tuple[int, str]]:
     """
     root = folder.rstrip("/")
     found = []
-    for path in match_paths(FileSystems.join(root, "*")):
+    for path in files.match(files.join(root, "*")):
         rel = path[len(root):].lstrip("/\\")
-        if "/" not in rel and "\\" not in rel and _is_image(rel):
+        if "/" not in rel and "\\" not in rel and is_image(rel):
             found.append((frame_number(rel), path))
     return _sorted_frames(found)
 
@@ -82,7 +73,7 @@ def list_subfolders(root: str) -> set[str]:
     """
     root = root.rstrip("/")
     names = set()
-    for path in match_paths(FileSystems.join(root, "*", "*")):
+    for path in files.match(files.join(root, "*", "*")):
         rel = path[len(root):].lstrip("/\\").replace("\\", "/")
         if rel.count("/") == 1:
             names.add(rel.split("/")[0])
@@ -90,12 +81,11 @@ def list_subfolders(root: str) -> set[str]:
 
 
 def _read_image(path: str) -> np.ndarray:
-    """Reads and decodes one image to BGR uint8 through FileSystems."""
+    """Reads and decodes one image to BGR uint8."""
     try:
-        with FileSystems.open(path) as f:
-            data = f.read()
+        data = files.read_bytes(path)
     except Exception:
-        if not FileSystems.exists(path):
+        if not files.exists(path):
             raise MediaError("missing_file", f"{path} does not exist") from None
         raise
     if not data:
@@ -107,8 +97,8 @@ def _read_image(path: str) -> np.ndarray:
 
 
 def _out_hw(frame_spec: FrameSpec, bgr: np.ndarray) -> tuple[int, int]:
-    """(height, width) that ``video.process_frame`` gives this decoded frame."""
-    return video.output_size(frame_spec, *bgr.shape[:2])
+    """(height, width) that ``process_frame`` gives this decoded frame."""
+    return output_size(frame_spec, *bgr.shape[:2])
 
 
 def _frames_of(item: Item) -> list[tuple[int, str]]:
@@ -122,22 +112,6 @@ def _frames_of(item: Item) -> list[tuple[int, str]]:
         raise ValueError(f"{item.video_id}: {len(numbers)} frame_numbers for "
                          f"{len(item.files)} files")
     return _sorted_frames(list(zip(numbers, item.files)))
-
-
-def plan_positions(sampling: SamplingSpec, n: int,
-                   source_fps: float) -> tuple[list[int], str]:
-    """Positions 0..n-1 of a run of frames to keep, and the short policy used.
-
-    ``video.plan_indices``, except that ``all`` with ``fps`` picks by the times
-    ``i / source_fps`` (frame folders and other frame runs without decoder times).
-    """
-    if sampling.mode == "all" and sampling.fps:
-        if source_fps <= 0:
-            raise MediaError("unknown_fps", "resampling to --fps needs the frame rate of "
-                                            "the frame folders (--source_fps)")
-        keep = video._stream_selector(sampling)
-        return [i for i in range(n) if keep(i, i * 1000.0 / source_fps)], "none"
-    return video.plan_indices(sampling, n)
 
 
 def decode_frame_folder(item: Item, sampling: SamplingSpec, frame_spec: FrameSpec,
@@ -175,7 +149,7 @@ def decode_frame_folder(item: Item, sampling: SamplingSpec, frame_spec: FrameSpe
                              f"{frames[f][1]} is {bgr.shape[1]}x{bgr.shape[0]}, the clip's first "
                              f"frame {first_hw[1]}x{first_hw[0]}: give --size (or --crop "
                              "center_square with --resize_shorter) to make them uniform")
-        encoded[f] = video.process_frame(bgr, frame_spec)
+        encoded[f] = process_frame(bgr, frame_spec)
 
     return Clip(
         frames=[encoded[f] for f in chosen],
@@ -199,7 +173,7 @@ def decode_image(path: str, frame_spec: FrameSpec) -> Clip:
     """
     bgr = _read_image(path)
     out_h, out_w = _out_hw(frame_spec, bgr)
-    return Clip(frames=[video.process_frame(bgr, frame_spec)], timestamps_us=[0],
+    return Clip(frames=[process_frame(bgr, frame_spec)], timestamps_us=[0],
                 source_indices=[0], fps=0.0, source_num_frames=1, claimed_num_frames=1,
                 height=out_h, width=out_w,
                 source_height=int(bgr.shape[0]), source_width=int(bgr.shape[1]),

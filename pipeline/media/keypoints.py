@@ -50,10 +50,11 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 
-from pipeline import video
-from pipeline.sources import base as sources_base
+from pipeline.media import files
+from pipeline.media.formats import basename, is_video
+from pipeline.media.items import FILE_STAGE, Item, MediaError
+from pipeline.media.video import local_copy
 from tfrecords import schema
 
 BODY_25 = ("Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
@@ -83,7 +84,6 @@ GROUPS = {
 PERSON_POLICIES = ("confidence", "largest", "track")
 COORDS = ("xy", "xyc")
 MAX_SEQUENCE_FRAMES = 1_000_000   # frame-number gaps are filled up to this length
-FILE_STAGE = "file"
 _KNOWN_POINTS = {n.lower() for names in LAYOUTS.values() for n in names}
 
 
@@ -172,17 +172,29 @@ class FrameError(Exception):
 
 
 def read_frame(path: str) -> list[list[float]]:
-    """The ``pose_keypoints_2d`` arrays of one OpenPose JSON file; raises FrameError."""
+    """The ``pose_keypoints_2d`` arrays of one OpenPose JSON file; raises FrameError, whatever
+    goes wrong with the file: one bad file is one missing frame, never a lost sequence."""
     try:
-        # Local files directly: FileSystems.open costs more than parsing a small JSON file.
-        with (open(path, "rb") if "://" not in path else FileSystems.open(path)) as f:
-            raw = f.read()
+        return _read_frame(path)
+    except FrameError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a file nobody foresaw is still one bad frame
+        raise FrameError("unexpected_error", f"{type(e).__name__}: {e}") from None
+
+
+def _read_frame(path: str) -> list[list[float]]:
+    try:
+        raw = files.read_bytes(path)
     except Exception as e:  # noqa: BLE001 - any I/O failure makes the frame missing
         raise FrameError("unreadable_file", f"{type(e).__name__}: {e}") from None
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FrameError("malformed_json", str(e)) from None
+    except RecursionError:
+        raise FrameError("malformed_json", "nested too deeply to read") from None
+    except ValueError as e:        # e.g. an integer longer than Python converts
+        raise FrameError("malformed_json", str(e)[:200]) from None
     if not isinstance(data, dict):
         raise FrameError("malformed_json", f"top level is a {type(data).__name__}, not an object")
     if not isinstance(data.get("people"), list):
@@ -197,6 +209,9 @@ def read_frame(path: str) -> list[list[float]]:
                               f"{' or '.join(map(str, _LAYOUT_BY_LENGTH))}")
         try:
             values = np.array(points, dtype=np.float64)
+        except OverflowError:
+            raise FrameError("non_finite", f"person {i} has a number too large for a "
+                                           "float") from None
         except (TypeError, ValueError):
             values = None
         if values is None or values.ndim != 1 or any(isinstance(v, (str, bool)) for v in points):
@@ -223,10 +238,10 @@ def resolve_points(keypoints: tuple[str, ...], layout: str) -> tuple[int, ...]:
         elif key in index:
             chosen.add(index[key])
         else:
-            raise video.MediaError("keypoint_not_in_layout",
+            raise MediaError("keypoint_not_in_layout",
                                    f"{entry!r} is not a point of {layout}")
     if not chosen:
-        raise video.MediaError("keypoint_not_in_layout",
+        raise MediaError("keypoint_not_in_layout",
                                f"{', '.join(keypoints)} select no point of {layout}")
     return tuple(sorted(chosen))
 
@@ -304,12 +319,10 @@ def normalised_name(name: str) -> str:
 def _videos_in(video_dir: str) -> dict[str, tuple[str, ...]]:
     """normalised stem -> video paths directly in video_dir (listed once per worker)."""
     found: dict[str, list[str]] = {}
-    pattern = FileSystems.join(video_dir, "*")
-    for path in sources_base.match_paths(pattern):
-        name = path.replace("\\", "/").rsplit("/", 1)[-1]
-        stem, dot, ext = name.rpartition(".")
-        if dot and f".{ext.lower()}" in sources_base.VIDEO_EXTENSIONS:
-            found.setdefault(normalised_name(stem), []).append(path)
+    for path in files.match(files.join(video_dir, "*")):
+        name = basename(path)
+        if is_video(name):
+            found.setdefault(normalised_name(name.rpartition(".")[0]), []).append(path)
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
 
@@ -317,17 +330,17 @@ def find_video(video_dir: str, video_id: str) -> str:
     """The one video in ``video_dir`` whose normalised stem equals the normalised id."""
     matches = _videos_in(video_dir).get(normalised_name(video_id), ())
     if not matches:
-        raise video.MediaError("video_not_found",
+        raise MediaError("video_not_found",
                                f"no video named like {video_id!r} in {video_dir}")
     if len(matches) > 1:
-        raise video.MediaError("ambiguous_video",
+        raise MediaError("ambiguous_video",
                                f"several videos match {video_id!r}: {', '.join(matches)}")
     return matches[0]
 
 
 def video_facts(path: str) -> tuple[int, int, float]:
     """(width, height, fps) of a video read with OpenCV (remote files copied first)."""
-    with video.local_copy(path) as local:
+    with local_copy(path) as local:
         cap = cv2.VideoCapture(local)
         try:
             width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -336,7 +349,7 @@ def video_facts(path: str) -> tuple[int, int, float]:
         finally:
             cap.release()
     if width <= 0 or height <= 0:
-        raise video.MediaError("cannot_open", f"OpenCV could not read the size of {path}")
+        raise MediaError("cannot_open", f"OpenCV could not read the size of {path}")
     return width, height, fps if math.isfinite(fps) and fps > 0 else 0.0
 
 
@@ -349,12 +362,12 @@ def frame_labels_for(frame_numbers: list[int], segments: list[list], fps: float)
     return labels
 
 
-def _problem(item: sources_base.Item, path: str, reason: str, detail: str) -> dict:
+def _problem(item: Item, path: str, reason: str, detail: str) -> dict:
     return {"path": path, "video_id": item.video_id, "split": item.split,
             "stage": FILE_STAGE, "reason": reason, "detail": detail}
 
 
-def read_sequence(item: sources_base.Item,
+def read_sequence(item: Item,
                   spec: KeypointSpec) -> tuple[KeypointSequence, list[dict]]:
     """Reads, selects and normalises one item's keypoints; returns it and per-file problems.
 
@@ -367,11 +380,11 @@ def read_sequence(item: sources_base.Item,
     numbers = list(item.extra.get("frame_numbers") or range(len(files)))
     if not files or len(numbers) != len(files) or any(
             b <= a for a, b in zip(numbers, numbers[1:])) or numbers[0] < 0:
-        raise video.MediaError("bad_frame_numbers", f"{len(files)} files with frame numbers "
+        raise MediaError("bad_frame_numbers", f"{len(files)} files with frame numbers "
                                "that are not increasing and >= 0, one per file")
     first, total = numbers[0], numbers[-1] - numbers[0] + 1
     if total > MAX_SEQUENCE_FRAMES:
-        raise video.MediaError("too_many_frames", f"frames {first}..{numbers[-1]} exceed "
+        raise MediaError("too_many_frames", f"frames {first}..{numbers[-1]} exceed "
                                f"{MAX_SEQUENCE_FRAMES}")
 
     problems, raw = [], {}
@@ -382,11 +395,11 @@ def read_sequence(item: sources_base.Item,
             problems.append(_problem(item, path, e.reason, e.detail))
     if not raw:
         reasons = collections.Counter(p["reason"] for p in problems)
-        raise video.MediaError("no_valid_frames", f"none of the {len(files)} files is usable: "
+        raise MediaError("no_valid_frames", f"none of the {len(files)} files is usable: "
                                + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())))
     lengths = collections.Counter(len(a[0]) for _, a in raw.values() if a)
     if not lengths:
-        raise video.MediaError("no_people", f"no person in any of the {len(raw)} usable files, "
+        raise MediaError("no_people", f"no person in any of the {len(raw)} usable files, "
                                "so the keypoint layout is unknown")
     length = lengths.most_common(1)[0][0]
     layout = _LAYOUT_BY_LENGTH[length]
@@ -403,7 +416,7 @@ def read_sequence(item: sources_base.Item,
         people[people[:, :, 2] <= 0] = 0.0
         frames[number - first] = people[(people[:, :, 2] > 0).any(axis=1)]
     if not any(people is not None and len(people) for people in frames):
-        raise video.MediaError("no_people", f"no point with confidence > 0 in any of the "
+        raise MediaError("no_people", f"no point with confidence > 0 in any of the "
                                f"{len(raw)} usable files")
 
     points = resolve_points(spec.keypoints, layout)
@@ -431,7 +444,7 @@ def read_sequence(item: sources_base.Item,
     frame_labels = None
     if "segments" in item.extra:
         if fps <= 0:
-            raise video.MediaError("fps_unknown", "per-frame labels need the fps: give "
+            raise MediaError("fps_unknown", "per-frame labels need the fps: give "
                                    "source_fps or a video_dir with the videos")
         frame_labels = frame_labels_for(frame_numbers, item.extra["segments"], fps)
     missing = np.array([frame is None for frame in frames])
@@ -447,14 +460,14 @@ def window_starts(num_frames: int, window: int | None, stride: int | None) -> li
     return list(range(0, num_frames - window + 1, stride or window))
 
 
-def make_keypoint_records(item: sources_base.Item,
+def make_keypoint_records(item: Item,
                           spec: KeypointSpec) -> tuple[list[KeypointRecord], list[dict]]:
     """One record per video (or per window); returns them and the per-file problems.
 
     Window records are named ``<video_id>#<start>`` (start = 0-based frame position
     in the gap-filled sequence; a sequence shorter than the window gives one record
     ``<video_id>#0`` of all its frames) and carry the video's label; frames after the
-    last full window are not written. Raises ``video.MediaError`` (see read_sequence).
+    last full window are not written. Raises ``MediaError`` (see read_sequence).
     """
     seq, problems = read_sequence(item, spec)
     total = len(seq.frame_numbers)
