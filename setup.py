@@ -22,8 +22,25 @@ INSTALL_REQUIRES = [
     "absl-py>=2.1,<3",
     "ml-collections>=1.0,<2",
     "matplotlib>=3.8,<4",
+    "pillow>=9",              # pipeline.show and the upload page draw with it (matplotlib needs it too)
     "flask>=3.0,<4",          # python -m trainers.serve: the upload page and JSON API
 ]
+
+# The console commands: each runs its module as ``python -m`` does (pipeline/commands.py,
+# trainers/commands.py); ``python -m`` stays the documented way.
+COMMANDS = {
+    "actionflow-build": "pipeline.commands:build",
+    "actionflow-verify": "pipeline.commands:verify",
+    "actionflow-show": "pipeline.commands:show",
+    "actionflow-demo": "pipeline.commands:demo",
+    "actionflow-train": "trainers.commands:train",
+    "actionflow-evaluate": "trainers.commands:evaluate",
+    "actionflow-beam-evaluate": "trainers.commands:beam_evaluate",
+    "actionflow-compare": "trainers.commands:compare",
+    "actionflow-predict": "trainers.commands:predict",
+    "actionflow-serve": "trainers.commands:serve",
+    "actionflow-export": "trainers.commands:export",
+}
 
 # Beam 2.77's Dask runner needs dask and distributed 2024.4.2 or later.
 DASK = ["dask[distributed]>=2024.4.2,<2027"]
@@ -39,6 +56,8 @@ setup(
     packages=find_packages(include=["pipeline", "pipeline.*", "trainers", "trainers.*",
                                     "tfrecords", "tfrecords.*", "configs", "configs.*"]),
     install_requires=INSTALL_REQUIRES,
+    entry_points={"console_scripts": [f"{name} = {target}"
+                                      for name, target in COMMANDS.items()]},
     extras_require={
         "test": ["pytest>=8,<10",
                  "av>=12,<19",            # writes variable-frame-rate test videos

@@ -15,7 +15,9 @@ from __future__ import annotations
 import ml_collections
 
 DATA_DEFAULTS = dict(
-    build_dir="",            # a build: OUTPUT_DIR/DATASET/CONFIG_NAME (see BUILD.md)
+    build_dir="",            # a build: OUTPUT_DIR/DATASET/CONFIG_NAME (see BUILD.md); a relative
+                             # path is resolved against the folder training starts in, and the
+                             # workdir records it absolute
     train_split="train",
     eval_split="test",
     num_classes=0,           # 0 = whatever the build has; otherwise checked against it
@@ -58,6 +60,10 @@ TRAIN_DEFAULTS = dict(
     xla=False,
     seed=0,
     deterministic=False,     # reproducible input order and ops (slower)
+    overwrite=False,         # True: delete an earlier run's outputs in the workdir and start
+                             # afresh; False: a workdir holding another experiment (model family,
+                             # input shape, classes or build differ) is refused. Resuming and
+                             # extending the same experiment need neither.
 )
 
 

@@ -22,7 +22,9 @@ of batch 2 (float32; about 20 s on a 2-core CPU):
         --output_dir records --sampling indices --indices 3,6,9,11,13,15,17,19,21,24,27 \
         --crop center_square --size 100x100 \
         --max_examples_per_split 16 --config_name indices11_square_100x100_jpeg90_tiny
-    python -m trainers.train --config configs/gesture_conv3d.py:runlocal --workdir /tmp/run
+    python -m trainers.train --config configs/gesture_conv3d.py:runlocal \
+        --workdir /tmp/run_gesture_conv3d
+    python -m trainers.evaluate --workdir /tmp/run_gesture_conv3d
 """
 from configs import common
 

@@ -27,7 +27,9 @@ steps of batch 2 (float32; about 70 s on a 2-core CPU):
         --output_dir records --sampling indices --indices 3,6,9,11,13,15,17,19,21,24,27 \
         --crop center_square --size 100x100 \
         --max_examples_per_split 16 --config_name indices11_square_100x100_jpeg90_tiny
-    python -m trainers.train --config configs/gesture_mobilenet_gru.py:runlocal --workdir /tmp/run
+    python -m trainers.train --config configs/gesture_mobilenet_gru.py:runlocal \
+        --workdir /tmp/run_gesture_mobilenet_gru
+    python -m trainers.evaluate --workdir /tmp/run_gesture_mobilenet_gru
 """
 from configs import common
 

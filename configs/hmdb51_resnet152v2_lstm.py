@@ -27,7 +27,9 @@ on a 2-core CPU):
     python -m pipeline.build --dataset hmdb51 --data_dir ~/data/hmdb51 --output_dir records \
         --sampling uniform --num_frames 16 --resize_shorter 128 \
         --max_examples_per_split 16 --config_name split1_uniform16_short128_jpeg90_tiny
-    python -m trainers.train --config configs/hmdb51_resnet152v2_lstm.py:runlocal --workdir /tmp/run
+    python -m trainers.train --config configs/hmdb51_resnet152v2_lstm.py:runlocal \
+        --workdir /tmp/run_hmdb51_resnet152v2_lstm
+    python -m trainers.evaluate --workdir /tmp/run_hmdb51_resnet152v2_lstm
 """
 from configs import common
 

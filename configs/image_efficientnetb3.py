@@ -12,7 +12,11 @@ The "Human Action Recognition (HAR)" image set (12,600 labelled images). Build w
 It prints ``[train] image_classifier on records/images/all_short256_jpeg90 (image, 15 classes),
 input (224, 224, 3), precision mixed_float16, 1 replica(s), 354 steps x 40 epochs of batch 32``
 on one GPU, one line per epoch, then ``[train] best epoch N: val accuracy A, loss L (Ts
-training)``. A is not measured with this code yet: record it here.
+training)``. L is the data loss (mean cross-entropy), the number ``python -m trainers.evaluate
+--workdir runs/image_efficientnetb3`` reports for the val split it picks (the
+``Testing_set.csv`` rows form an unlabelled test split); the dense head's L1/L2 penalties are
+logged apart as ``regularization_loss``. A is not measured with this code yet: record it
+here.
 
 image_classifier's "efficientnet" defaults: EfficientNetB3 (global max pool) → BatchNorm →
 Dense 256 relu (L2 0.016 kernel, L1 0.006 activity and bias) → Dropout 0.4 → Dense 15, trained
@@ -26,7 +30,9 @@ download), 2 epochs of 2 steps of batch 2 (float32; about 2.5 min on a 2-core CP
     python -m pipeline.build --dataset images --data_dir ~/data/har --output_dir records \
         --resize_shorter 256 --val_fraction 0.1 \
         --max_examples_per_split 16 --config_name all_short256_jpeg90_tiny
-    python -m trainers.train --config configs/image_efficientnetb3.py:runlocal --workdir /tmp/run
+    python -m trainers.train --config configs/image_efficientnetb3.py:runlocal \
+        --workdir /tmp/run_image_efficientnetb3
+    python -m trainers.evaluate --workdir /tmp/run_image_efficientnetb3
 """
 from configs import common
 

@@ -2,10 +2,15 @@ r"""Pose tremor detection: a label per frame from OpenPose keypoints, 0.8 LSTM +
 
 Your own recordings: OpenPose JSON per frame (``--write_json``), the matching videos (they
 give the frame size and rate), and a segments CSV ``video,start_s,end_s,label`` with label
-``tremor``; frames outside every segment are ``none``. The build keeps one person (highest
-confidence) and 10 BODY_25 points, the ``arms`` and ``torso`` groups (shoulders, elbows,
-wrists, neck, mid/left/right hip), as x, y (normalised to [0, 1]) and confidence: 30 features
-per frame. It writes whole sequences; the reader cuts 90-frame windows (training: one random
+``tremor``; frames outside every segment are ``none``. ``video`` names a sequence as its JSON
+files do, the part before ``_<12-digit frame>_keypoints.json`` (``Kick_1`` for
+``Kick_1_000000000000_keypoints.json``), not as the video file (``Kick 1.mp4``); it is the
+first column whatever ``--id_column`` says (that flag is for ``--label_csv``) and goes through
+``--id_template`` (default ``{id}``: as written); ``start_s``/``end_s`` are seconds from the
+sequence's start; a sequence without a row is quarantined (``unknown_label``). The build
+keeps one person (highest confidence) and 10 BODY_25 points, the ``arms`` and ``torso``
+groups (shoulders, elbows, wrists, neck, mid/left/right hip), as x, y (normalised to [0, 1])
+and confidence: 30 features per frame. It writes whole sequences; the reader cuts 90-frame windows (training: one random
 window per sequence; evaluation: every window, back to back). 20% of the videos go to val:
 
     python -m pipeline.build --dataset openpose --data_dir ~/data/tremor/openpose \
@@ -19,7 +24,9 @@ It prints ``[train] keypoint_rnn on records/openpose/confidence1p_xyc_arms-torso
 (keypoints, 2 classes), input (90, 30), precision mixed_float16, 1 replica(s), S steps x 50
 epochs of batch 32``, one line per epoch, then ``[train] best epoch N: val accuracy A, loss L
 (Ts training)``: A is the frame-wise accuracy of the tremor/none sigmoid over labelled frames
-(padding frames weigh 0). Not measured with this code yet: record it here.
+(padding frames weigh 0), and L the mean cross-entropy over the same frames, as
+``python -m trainers.evaluate --workdir runs/keypoint_lstm_bilstm_ensemble`` (its val split)
+reports them. Not measured with this code yet: record it here.
 
 keypoint_rnn's "ensemble" variant: the weighted mean (0.8, 0.2) of two members, each
 [LSTM 180 → Dropout → BatchNorm] x 3 (dropouts 0.2, 0.2, 0.5; recurrent dropout 0.2, so no
@@ -35,7 +42,8 @@ every LSTM in Bidirectional.
         --val_fraction 0.2 --max_examples_per_split 8 \
         --config_name confidence1p_xyc_arms-torso_norm_tiny
     python -m trainers.train --config configs/keypoint_lstm_bilstm_ensemble.py:runlocal \
-        --workdir /tmp/run
+        --workdir /tmp/run_keypoint_lstm_bilstm_ensemble
+    python -m trainers.evaluate --workdir /tmp/run_keypoint_lstm_bilstm_ensemble
 """
 from configs import common
 

@@ -4,14 +4,18 @@ Build 16 frames spread evenly over each video, shorter side 128, then train (Ker
 the ResNet152V2 ImageNet weights, 230 MB, on first use):
 
     python -m pipeline.build --dataset ucf101 --data_dir ~/data/UCF101 --output_dir records \
-        --sampling uniform --num_frames 16 --resize_shorter 128
+        --sampling uniform --num_frames 16 --resize_shorter 128 --val_fraction 0.1
     python -m trainers.train --config configs/ucf101_resnet152v2_lstm.py \
         --workdir runs/ucf101_resnet152v2_lstm
+    python -m trainers.evaluate --workdir runs/ucf101_resnet152v2_lstm --split test
 
 It prints ``[train] transfer_rnn on records/ucf101/split1_uniform16_short128_jpeg90 (video,
 101 classes), input (16, 112, 112, 3), precision mixed_float16, 1 replica(s), 596 steps x 20
-epochs of batch 16`` on one GPU, one line per epoch, then ``[train] best epoch N: test
-accuracy A, loss L (Ts training)``. A is not measured with this code yet: record it here.
+epochs of batch 16`` on one GPU, one line per epoch, then ``[train] best epoch N: val
+accuracy A, loss L (Ts training)``. The best epoch is picked on 'val': a tenth of each
+class's train groups (``v_<Class>_gNN``, clips of one long video), held out whole by
+``--val_fraction``; the official test split is left for the last command, the figure to
+report. Neither is measured with this code yet: record them here.
 
 transfer_rnn's "resnet152v2_lstm" variant: ResNet152V2 (every layer trained, Adam 1e-4 with a
 cosine decay) → GlobalMaxPool → LSTM(128) → Dense 1024-512-128-64-64 relu (Dropout 0.5 after
@@ -25,9 +29,11 @@ initial weights (no download), 2 epochs of 2 steps of batch 2 (float32; about 4 
 on a 2-core CPU):
 
     python -m pipeline.build --dataset ucf101 --data_dir ~/data/UCF101 --output_dir records \
-        --sampling uniform --num_frames 16 --resize_shorter 128 \
+        --sampling uniform --num_frames 16 --resize_shorter 128 --val_fraction 0.1 \
         --max_examples_per_split 16 --config_name split1_uniform16_short128_jpeg90_tiny
-    python -m trainers.train --config configs/ucf101_resnet152v2_lstm.py:runlocal --workdir /tmp/run
+    python -m trainers.train --config configs/ucf101_resnet152v2_lstm.py:runlocal \
+        --workdir /tmp/run_ucf101_resnet152v2_lstm
+    python -m trainers.evaluate --workdir /tmp/run_ucf101_resnet152v2_lstm
 """
 from configs import common
 
@@ -35,4 +41,6 @@ BUILD = "records/ucf101/split1_uniform16_short128_jpeg90"
 
 
 def get_config(arg=None):
-    return common.resnet_clip_experiment(arg, build_dir=BUILD, num_classes=101, epochs=20)
+    config = common.resnet_clip_experiment(arg, build_dir=BUILD, num_classes=101, epochs=20)
+    config.data.eval_split = "val"      # the best epoch on held-out groups, not on test
+    return config

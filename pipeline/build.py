@@ -29,13 +29,17 @@ import os
 import sys
 import time
 
+from pipeline import cli
+
+cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+
 import apache_beam as beam
 from absl import app, flags
 
-from pipeline import cli, finalise, partial, runner, sources
+from pipeline import finalise, partial, runner, sources
 from pipeline.media import files, keypoints
 from pipeline.media.encode import CROPS, IMAGE_FORMATS, FrameSpec, parse_size
-from pipeline.media.items import FILE_STAGE, Item
+from pipeline.media.items import Item
 from pipeline.media.records import BuildSettings
 from pipeline.media.sampling import SAMPLING_MODES, SHORT_POLICIES, SamplingSpec
 from pipeline.sources import base as sources_base
@@ -52,7 +56,8 @@ BEAM_EPILOG = ("Any other --flag is passed to Beam's PipelineOptions unchanged (
                "--direct_num_workers, --project, --region, --temp_location).")
 
 flags.DEFINE_enum("dataset", None, DATASETS,
-                  "Which source layout to read: videos (ucf101, hmdb51, folder), frame folders "
+                  "Which source layout to read: videos (ucf101, hmdb51, folder), annotation "
+                  "lists of videos and time segments (kinetics, list, ssv2), frame folders "
                   "(gestures, jester), images, or OpenPose keypoints (openpose).")
 flags.DEFINE_string(
     "data_dir", None,
@@ -65,9 +70,18 @@ flags.DEFINE_string("config_name", None,
                     "crop, size and format flags, e.g. split1_uniform16_short128_jpeg90.")
 flags.DEFINE_integer("split_id", 1, "Official split to use (ucf101, hmdb51: 1..3).")
 flags.DEFINE_float("val_fraction", 0.0,
-                   "folder: fraction of videos for 'val', by a stable hash of the path.")
+                   "folder, list: fraction of videos for 'val', by a stable hash of the path; "
+                   "ucf101: fraction of each class's train groups (gNN) held out whole as "
+                   "'val'; hmdb51: train source videos held out whole as 'val'.")
 flags.DEFINE_float("test_fraction", 0.0,
-                   "folder: fraction of videos for 'test', by a stable hash of the path.")
+                   "folder, list: fraction of videos for 'test', by a stable hash of the path.")
+flags.DEFINE_list("annotations", [],
+                  "kinetics, list: the annotation files (comma-separated; 'split=FILE' gives "
+                  "all rows of FILE that split, e.g. train=train.txt,val=val.txt). Relative "
+                  "paths are looked for here, then under --data_dir.")
+flags.DEFINE_enum("annotations_format", "csv", ["csv", "mmaction"],
+                  "list: 'csv' (a header naming path, label and optionally start_s, end_s, "
+                  "split) or 'mmaction' (lines 'path label', space separated).")
 flags.DEFINE_enum("sampling", "all", SAMPLING_MODES,
                   "Frames to keep: all (optionally --fps), uniform (K evenly spaced incl. first "
                   "and last), stride (every --stride-th; with --num_frames the centred K), "
@@ -273,7 +287,8 @@ def source_options() -> sources_base.SourceOptions:
         min_per_class=FLAGS.min_per_class, label_csv=FLAGS.label_csv,
         label_column=FLAGS.label_column, id_column=FLAGS.id_column,
         id_template=FLAGS.id_template, segments_csv=FLAGS.segments_csv,
-        background_label=FLAGS.background_label)
+        background_label=FLAGS.background_label, annotations=tuple(FLAGS.annotations),
+        annotations_format=FLAGS.annotations_format)
 
 
 def _check_required_flags():
@@ -391,16 +406,25 @@ def _resume_or_start(work_dir, resumable, selected, settings, data_dir):
     return partial.Finished(), shard_counts
 
 
+SMALL_BUILD = 4      # items: fewer run in the driver's process (no worker to start)
+
+
 def _build_into(work_dir, plan: Plan, settings, options, config_name, data_dir, beam_args):
     """Runs the pipeline into ``work_dir`` and finalises it there; returns (info, tally)."""
+    if plan.total - plan.already <= SMALL_BUILD and not any(
+            a.startswith("--direct_running_mode") for a in beam_args):
+        # Starting a worker process costs more than a few items take.
+        from apache_beam.options.pipeline_options import DirectOptions
+        options.view_as(DirectOptions).direct_running_mode = "in_memory"
+        options.view_as(DirectOptions).direct_num_workers = 1
     runner_obj = runner.make_runner(options)
     local = runner.is_local(options, runner_obj)
     progress_dir = runner.progress_dir(work_dir) if local and FLAGS.progress else None
     try:
         p = beam.Pipeline(runner=runner_obj, options=options)
         build_graph(p, plan.listing_dir, settings, work_dir, plan.shard_counts, progress_dir)
-        progress = runner.Progress(plan.total, progress_dir,
-                                   already=plan.already) if progress_dir else None
+        progress = runner.watch(progress_dir, plan.total, "build",
+                                already=plan.already) if progress_dir else None
         result = runner.run_and_wait(p, progress)
     finally:
         if progress_dir:

@@ -1,7 +1,9 @@
 """Command-line helpers shared by every entry point of both packages (build, verify, demo,
 train, evaluate, beam_evaluate, compare, predict, serve, export).
 
-``parse`` gives them one behaviour: ``--help`` prints the module's docstring and its
+``quiet_unless_verbose`` keeps the libraries' own chatter (TensorFlow's start-up notices,
+absl's and Beam's logs, known-harmless warnings) out of their output unless ``--verbose``
+(``-v``) asks for it. ``parse`` gives them one behaviour: ``--help`` prints the module's docstring and its
 flags and exits 0 (absl's own --help exits 1: asking for help is not an error); a bad
 flag is one line on stderr and exit 2, with no traceback. ``StopSignals`` and ``Stopped``
 give them one way to stop on SIGINT and SIGTERM: one line saying what was kept and how
@@ -12,14 +14,91 @@ flags. Nothing here imports Beam or TensorFlow.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import shlex
 import signal
 import sys
+import tempfile
 import threading
+import warnings
 
 from absl import flags
 
 HELP_ARGS = ("-h", "--help", "--helpshort")
+VERBOSE_ARGS = ("-v", "--verbose")
+VERBOSE_HELP = ("Also print the libraries' own messages: TensorFlow's start-up notices and "
+                "C++ logs, absl's and Beam's INFO logs and known-harmless Python warnings "
+                "(-v for short). Without it a command prints its own lines and real problems.")
+# Python warnings that say nothing a user can act on (the libraries' own deprecations).
+HARMLESS_WARNINGS = (
+    r".*np\.find_common_type is deprecated.*",
+    r".*pkg_resources is deprecated.*",
+    r".*distutils Version classes are deprecated.*",
+)
+
+
+def wants_verbose(argv: list[str]) -> bool:
+    """Whether the command line (``argv[0]`` the program) asks for ``--verbose``."""
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if arg in VERBOSE_ARGS or arg.lower() in ("--verbose=true", "--verbose=1"):
+            return True
+    return False
+
+
+QUIET = False      # set by quiet_unless_verbose when a command runs without --verbose
+
+
+def quiet_unless_verbose(module_name: str, argv: list[str] | None = None) -> bool:
+    """Called by an entry point at the top of its module, before TensorFlow or Beam load:
+    when it runs as the program (``module_name`` is ``"__main__"``) and ``argv`` (default
+    ``sys.argv``) has no ``--verbose``, sets TensorFlow's C++ log level, gRPC's and the
+    Python loggers of TensorFlow, absl and Beam and OpenCV's log to errors, and ignores ``HARMLESS_WARNINGS``.
+    The environment variables reach the subprocesses it starts (Beam workers, the demo's
+    steps). Imported as a library it changes nothing. Returns whether output stays loud."""
+    if module_name != "__main__":
+        return True
+    if wants_verbose(sys.argv if argv is None else argv):
+        return True
+    global QUIET
+    QUIET = True
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    for name in ("tensorflow", "absl", "apache_beam", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for pattern in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    return False
+
+
+@contextlib.contextmanager
+def native_stderr_quiet():
+    """While the block runs and the command is quiet (``QUIET``), what native code writes
+    to file descriptor 2 goes to a temporary file and is dropped: the TFLite converter's
+    C++ logs and ``printf`` lines ignore every Python and environment log setting.
+    Yields the stream for the command's own lines (the real stderr in both cases)."""
+    if not QUIET:
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    own = os.fdopen(os.dup(saved), "w", buffering=1)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield own
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        own.close()
+        os.close(saved)
 
 
 def print_help(fv: flags.FlagValues, module_name: str, epilog: str = "") -> None:
@@ -39,6 +118,12 @@ def parse(fv: flags.FlagValues, argv: list[str], module_name: str, *, known_only
     """Parses ``argv`` into ``fv`` from the flags' defaults; returns argv[0] and what is left
     (with ``known_only``, the flags ``fv`` does not define, e.g. for Beam). An exception in
     ``errors`` while parsing is a user mistake: one line, exit 2."""
+    if "verbose" not in fv:
+        # Listed by --help as the command's own flag (absl names __main__ by argv[0]).
+        owner = argv[0] if module_name == "__main__" else module_name
+        flags.DEFINE_boolean("verbose", False, VERBOSE_HELP, flag_values=fv,
+                             module_name=owner)
+    argv = [argv[0]] + ["--verbose" if a == "-v" else a for a in argv[1:]]
     if any(a in HELP_ARGS for a in argv[1:]):
         print_help(fv, module_name, epilog)
         sys.exit(0)

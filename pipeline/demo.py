@@ -6,14 +6,16 @@ r"""The offline demo: synthetic gesture videos in the UCF101 layout, built, veri
 Writes ``demo_out/data/`` (AVI files written by OpenCV, ``classInd.txt``,
 ``trainlist01.txt``, ``testlist01.txt``) whose five classes (swipe left, swipe
 right, move up, move down, stay still) differ only in motion over time, runs
-the real Beam build on it (``--dataset ucf101``, two local workers) into
+the real Beam build on it (``--dataset ucf101``, two local workers, whole groups
+``gNN`` of the train list held out as the 'val' split by ``--val_fraction``) into
 ``demo_out/records/`` and verifies the result. It then trains the CNN+GRU of
 ``configs/demo_cnn_gru.py`` on the build in a subprocess (``python -m
-trainers.train``, workdir ``demo_out/run``), prints the test accuracy of the
-best epoch, and ends by evaluating the best checkpoint on the test split
-(``python -m trainers.evaluate``): metrics, classification report, confusion
-matrix and per-video predictions in ``demo_out/run/eval/test/``. Nothing is
-downloaded.
+trainers.train``, workdir ``demo_out/run``), which picks the best epoch on the
+'val' split (lowest loss), prints its accuracy there, and ends by evaluating the best
+checkpoint on the test split, which training never saw (``python -m
+trainers.evaluate``): it prints the test accuracy, and writes metrics,
+classification report, confusion matrix and per-video predictions in
+``demo_out/run/eval/test/``. Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -25,9 +27,12 @@ import subprocess
 import sys
 import time
 
+from pipeline import cli
+
+cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+
 from absl import app, flags
 
-from pipeline import cli
 
 FLAGS = flags.FLAGS
 
@@ -37,7 +42,10 @@ DEMO_VIDEO_SIZE = 64
 # The build the demo runs: 16 evenly spaced frames at 64x64, like a small gesture model wants.
 DEMO_BUILD_FLAGS = ("--sampling=uniform", "--num_frames=16", "--size=64x64",
                     "--image_format=jpeg", "--jpeg_quality=90")
+# The validation split: a tenth of each class's train groups (4 clips each), held out whole.
+DEMO_VAL_FRACTION = 0.1
 DEMO_CONFIG_NAME = "demo"
+DEMO_SHOW_PER_CLASS = 2    # clips per class on the contact sheet (python -m pipeline.show)
 DEMO_TRAIN_PER_CLASS = 200
 DEMO_TEST_PER_CLASS = 40
 # configs/ lives at the repository root, beside this package. pipeline/ never imports
@@ -45,6 +53,12 @@ DEMO_TEST_PER_CLASS = 40
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO_TRAIN_CONFIG = REPO_ROOT / "configs" / "demo_cnn_gru.py"
 RESULT_FILE = "result.json"
+
+
+def _loud() -> list[str]:
+    """``--verbose`` for the demo's steps when the demo was asked for it."""
+    verbose = flags.FLAGS.is_parsed() and "verbose" in flags.FLAGS and flags.FLAGS.verbose
+    return ["--verbose"] if verbose else []
 
 
 def run_demo(output_dir: str, train_per_class: int = DEMO_TRAIN_PER_CLASS,
@@ -62,8 +76,9 @@ def run_demo(output_dir: str, train_per_class: int = DEMO_TRAIN_PER_CLASS,
           flush=True)
     argv = [sys.executable, "-m", "pipeline.build", "--dataset=ucf101", f"--data_dir={data_dir}",
             f"--output_dir={records_dir}", f"--config_name={DEMO_CONFIG_NAME}", "--overwrite",
-            *DEMO_BUILD_FLAGS, "--direct_running_mode=multi_processing",
-            f"--direct_num_workers={workers}"]
+            *DEMO_BUILD_FLAGS, f"--val_fraction={DEMO_VAL_FRACTION}",
+            "--direct_running_mode=multi_processing",
+            f"--direct_num_workers={workers}", *_loud()]
     print("[demo] building: python " + " ".join(argv[1:]), flush=True)
     t0 = time.monotonic()
     code = subprocess.call(argv)
@@ -74,6 +89,10 @@ def run_demo(output_dir: str, train_per_class: int = DEMO_TRAIN_PER_CLASS,
     if problems:
         raise SystemExit("[demo] verify failed:\n  " + "\n  ".join(problems))
     print(f"[demo] verified {build_dir} (build {time.monotonic() - t0:.0f}s)", flush=True)
+    from pipeline import show
+    sheet = show.show(build_dir, "train", os.path.join(output_dir, "show"),
+                      per_class=DEMO_SHOW_PER_CLASS)["contact_sheet"]
+    print(f"[demo] contact sheet of the training records: {sheet}", flush=True)
     return build_dir
 
 
@@ -94,7 +113,7 @@ def run_training(build_dir: str, workdir: str, seed: int = 0) -> dict:
     _fresh_workdir(workdir)
     argv = [sys.executable, "-m", "trainers.train", "--config", str(DEMO_TRAIN_CONFIG),
             "--workdir", workdir, "--config.data.build_dir", build_dir,
-            "--config.train.seed", str(seed)]
+            "--config.train.seed", str(seed), *_loud()]
     print("[demo] training: python " + " ".join(argv[1:]), flush=True)
     # From the repository root, so that trainers/ and configs/ import without installing.
     env = dict(os.environ)
@@ -113,7 +132,8 @@ def run_training(build_dir: str, workdir: str, seed: int = 0) -> dict:
 def run_evaluation(workdir: str, split: str = "test") -> dict:
     """Evaluates the best checkpoint of ``workdir`` on ``split``; returns its metrics.json."""
     workdir = os.path.abspath(workdir)
-    argv = [sys.executable, "-m", "trainers.evaluate", "--workdir", workdir, "--split", split]
+    argv = [sys.executable, "-m", "trainers.evaluate", "--workdir", workdir, "--split", split,
+            *_loud()]
     print("[demo] evaluating: python " + " ".join(argv[1:]), flush=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
@@ -140,10 +160,12 @@ def main(argv):
         return 0
     workdir = os.path.join(FLAGS.output_dir, "run")
     result = run_training(build_dir, workdir, FLAGS.seed)
-    print(f"[demo] {result.get('split', 'test')} accuracy: {result['accuracy']:.3f} "
-          f"(best epoch {result['best_epoch']}, {result['train_seconds']:.0f}s training); "
-          f"curves: {os.path.join(workdir, 'curves.png')}")
-    run_evaluation(workdir, "test")
+    curves = os.path.join(workdir, "curves.png")
+    print(f"[demo] {result.get('split', 'val')} accuracy of the best epoch: "
+          f"{result['accuracy']:.3f} (best epoch {result['best_epoch']})", flush=True)
+    metrics = run_evaluation(workdir, "test")
+    print(f"[demo] test accuracy: {metrics['top1']:.3f} (best epoch {result['best_epoch']}, "
+          f"{result['train_seconds']:.0f}s training); curves: {curves}")
     report = os.path.join(workdir, "eval", "test")
     print(f"[demo] evaluation report: {os.path.join(report, 'classification_report.txt')}; "
           f"confusion matrix: {os.path.join(report, 'confusion_matrix.png')}; "
@@ -162,7 +184,7 @@ def _define_flags():
     flags.DEFINE_integer("seed", 0, "Seed of the synthetic videos and of the training run.")
     flags.DEFINE_integer("workers", 2, "Local Beam worker processes for the build.")
     flags.DEFINE_bool("train", True, "Train configs/demo_cnn_gru.py on the build and print its "
-                      "test accuracy (--notrain: stop after the build).")
+                      "validation and test accuracy (--notrain: stop after the build).")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class ListingSummary:
     class_groups: dict | None
     listed: dict            # split -> items listed (selected items and listing problems)
     listing_sha256: str
+    flip_label_swap: dict | None = None     # {class: mirrored class}, a dataset fact
 
 
 def summarise(listing, selected) -> ListingSummary:
@@ -54,7 +55,8 @@ def summarise(listing, selected) -> ListingSummary:
         problems=[dict(p.to_json_dict(), video_id="") for p in listing.problems],
         unused=dict(listing.unused), modality=listing.modality,
         class_groups=listing.class_groups, listed=dict(listed),
-        listing_sha256=listing_digest(listing))
+        listing_sha256=listing_digest(listing),
+        flip_label_swap=getattr(listing, "flip_label_swap", None))
 
 
 @dataclasses.dataclass
@@ -194,6 +196,8 @@ def finalise(tmp_dir: str, summary: ListingSummary, settings, shard_counts: dict
     if summary.class_groups:
         info["class_groups"] = {group: list(names)
                                 for group, names in summary.class_groups.items()}
+    if summary.flip_label_swap:
+        info["flip_label_swap"] = dict(summary.flip_label_swap)
     files.write_text(files.join(tmp_dir, schema.DATASET_INFO_FILE),
                      schema.dataset_info_to_json(info))
     for name in (partial.PARTS_DIR, partial.FAILED_DIR, partial.PROGRESS_DIR,

@@ -21,15 +21,14 @@ import logging
 import os
 import sys
 import threading
-import time
 import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import cli, partial
-from pipeline.worker import DRIVER_PID
+from pipeline import partial
 from pipeline.media import files
+from pipeline.worker import DRIVER_PID
 
 LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -303,6 +302,7 @@ class FolderWatch:
         self.folder, self.report, self.interval, self.per_item = folder, report, interval, per_item
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._last = -1
 
     def done(self) -> int:
         total = 0
@@ -314,12 +314,11 @@ class FolderWatch:
         return total // self.per_item
 
     def _run(self):
-        last = -1
         while not self._stop.wait(self.interval):
             done = self.done()
-            if done != last:
+            if done != self._last:
                 self.report(done)
-                last = done
+                self._last = done
 
     def __enter__(self):
         self._thread.start()
@@ -328,8 +327,9 @@ class FolderWatch:
     def __exit__(self, exc_type, *exc):
         self._stop.set()
         self._thread.join()
-        if exc_type is None:             # a stopped run says so in its own line
-            self.report(self.done())
+        done = self.done()
+        if exc_type is None and done != self._last:   # a stopped run says so in its own line
+            self.report(done)
         return False
 
 
@@ -353,31 +353,23 @@ def progress_dir(work_dir: str) -> str:
     return tempfile.mkdtemp(prefix=f"actionflow-progress-{os.getpid()}-")
 
 
-class Progress(FolderWatch):
-    """Prints ``[label] done/total items (pct) · rate · elapsed · ETA`` from the workers'
-    progress folder; ``already`` items were done before this run (a resumed build)."""
-
-    def __init__(self, total: int, progress_dir: str, stream=sys.stderr, interval: float = 2.0,
-                 label: str = "build", already: int = 0):
-        super().__init__(progress_dir, self._print, interval)
-        self.total, self.stream, self.label, self.already = total, stream, label, already
-        self.start = time.monotonic()
-
-    def _print(self, done: int):
-        print(self.line(done), file=self.stream, flush=True)
-
-    def line(self, new: int) -> str:
-        elapsed = time.monotonic() - self.start
-        rate = new / elapsed if elapsed > 0 else 0.0
-        done = self.already + new
-        pct = 100.0 * done / self.total if self.total else 100.0
-        eta = cli.format_seconds((self.total - done) / rate) if rate > 0 else "?"
-        return (f"[{self.label}] {done}/{self.total} items ({pct:.1f}%) · {rate:.1f} items/s · "
-                f"elapsed {cli.format_seconds(elapsed)} · ETA {eta}")
+def watch(progress_dir: str, total: int, label: str, *, unit: str = "items",
+          already: int = 0, per_item: int = 1):
+    """The progress line (``pipeline.progress``) of a local run whose workers mark their
+    elements in ``progress_dir`` (``per_item`` marks make one of ``unit``); a context
+    manager around the run."""
+    import contextlib
+    from pipeline import progress
+    stack = contextlib.ExitStack()
+    bar = stack.enter_context(progress.Progress(total, label, unit=unit, already=already))
+    stack.enter_context(FolderWatch(progress_dir, lambda n: bar.update(already + n),
+                                    interval=1.0, per_item=per_item))
+    return stack
 
 
-def run_and_wait(pipeline, progress: FolderWatch | None = None):
-    """Runs ``pipeline`` to the end (inside ``progress`` when given); returns its result."""
+def run_and_wait(pipeline, progress=None):
+    """Runs ``pipeline`` to the end (inside ``progress``, a context manager such as
+    ``watch``'s, when given); returns its result."""
     if progress is None:
         result = pipeline.run()
         result.wait_until_finish()

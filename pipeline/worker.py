@@ -6,6 +6,7 @@ SIGINT instead of printing a KeyboardInterrupt traceback of its own. A driver ki
 outright (SIGKILL) cannot end them: the first thing a worker would then print, the
 errors of its lost connection, makes it exit quietly instead.
 """
+import logging
 import os
 import signal
 import sys
@@ -32,6 +33,9 @@ class _QuietWithoutDriver:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Beam's harness announces itself at INFO, before its log level applies: not news.
+    logging.getLogger("apache_beam.runners.worker.sdk_worker_main").addFilter(
+        lambda record: record.getMessage() != "Logging handler created.")
     if os.environ.get(DRIVER_PID, "").isdigit():
         sys.stderr = _QuietWithoutDriver(sys.stderr, int(os.environ[DRIVER_PID]))
     from apache_beam.runners.worker import sdk_worker_main

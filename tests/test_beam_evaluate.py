@@ -113,7 +113,8 @@ def test_mistakes_exit_2(three_view_run, capsys, extra, message):
 def test_help():
     r = run_module("trainers.beam_evaluate", "--help")
     assert r.returncode == 0
-    for text in ("RunInference", "--num_test_clips", "--beam_log_level", "PipelineOptions"):
+    for text in ("RunInference", "--num_test_clips", "--beam_log_level", "PipelineOptions",
+                 "--[no]verbose:"):
         assert text in r.stdout, text
     assert "apitools" not in r.stderr + r.stdout
 

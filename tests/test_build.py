@@ -295,7 +295,8 @@ def test_help_explains_every_flag():
     for flag in ("dataset", "data_dir", "output_dir", "split_id", "val_fraction", "sampling",
                  "num_frames", "stride", "fps", "indices", "short", "crop", "resize_shorter",
                  "size", "image_format", "jpeg_quality", "num_shards", "max_examples_per_split",
-                 "overwrite", "max_failure_ratio", "truncation_tolerance", "config_name"):
+                 "overwrite", "max_failure_ratio", "truncation_tolerance", "config_name",
+                 "verbose"):
         assert f"--{flag}:" in r.stdout or f"--[no]{flag}:" in r.stdout, flag
     # Beam's notice that its optional Google Cloud client is absent is not shown.
     assert "apitools" not in r.stderr + r.stdout

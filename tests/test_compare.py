@@ -41,9 +41,33 @@ def test_table_and_chart(runs, tmp_path, capsys):
         f"[compare] chart: {out}"]
     import matplotlib.image
     image = matplotlib.image.imread(str(out))
-    # two panels: top-1 and top-5 on 0..1 (2 metrics), the loss alone
-    assert image.shape[0] == 450 and image.shape[1] > 600
+    # two panels: top-1 and top-5 on 0..1 (2 metrics), the loss alone; the legend below
+    assert image.shape[0] == 515 and image.shape[1] > 600
     assert image[..., :3].std() > 0.05
+    colours = {tuple(int(round(v * 255)) for v in px) for px in image[..., :3].reshape(-1, 3)}
+    assert {(0, 114, 178), (230, 159, 0)} <= colours          # Okabe-Ito blue and orange
+    assert (31, 119, 180) not in colours                      # not matplotlib's tab10
+
+
+def test_chart_grows_with_runs_and_keeps_long_names_readable(tmp_path):
+    names = [f"run_{i}" for i in range(9)] + ["ucf101_resnet152v2_lstm_finetune_all_layers_"
+                                                "lr0.0001_batch32_seed7"]
+    runs = [evaluated(tmp_path, n, "cnn_rnn", top1=0.5 + i / 40, top5=0.9, loss=1.0 + i / 10)
+            for i, n in enumerate(names)]
+    import matplotlib.image
+    sizes = {}
+    for n in (2, 5, 10):
+        out = tmp_path / f"c{n}.png"
+        compare.compare([str(r) for r in runs[:n]], metrics=["top1", "top5", "loss"],
+                        out=str(out))
+        sizes[n] = matplotlib.image.imread(str(out)).shape[:2]
+    assert sizes[2][1] < sizes[5][1] < sizes[10][1]           # wider with more runs
+    assert sizes[10][1] <= 2600
+    assert compare.short_name(names[-1]) == "ucf101_resnet152v2_lstm…s_lr0.0001_batch32_seed7"
+    assert len(compare.short_name(names[-1])) == compare.MAX_LEGEND_CHARS
+    # Past eight runs the colours come back hatched: every run is told apart.
+    styles = [(s["color"], s["hatch"]) for s in map(compare.run_style, range(10))]
+    assert len(set(styles)) == 10 and styles[8] == (compare.COLOURS[0], "//")
 
 
 def test_runs_without_accuracy_and_same_names(tmp_path):
@@ -89,5 +113,6 @@ def test_command_line(runs, tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 10000
     h = run_module("trainers.compare", "--help")
     assert h.returncode == 0 and "--metric" in h.stdout and "grouped bar chart" in h.stdout
+    assert "--[no]verbose:" in h.stdout
     bad = run_module("trainers.compare", str(runs[0]), "--nope")
     assert bad.returncode == 2 and bad.stderr.startswith("error: Unknown command line flag")

@@ -30,9 +30,11 @@ ARGS = (None, "runlocal")
 
 OPTIMIZERS = ("adam", "sgd", "adamax")
 SCHEDULES = ("constant", "cosine", "exponential", "plateau")
-# The splits each source writes; folder-like sources write val/test from the fractions.
+# The splits each source writes; folder-like sources write val/test from the fractions,
+# ucf101 and hmdb51 'val' from --val_fraction (whole groups held out of train).
 SOURCE_SPLITS = {"ucf101": {"train", "test"}, "hmdb51": {"train", "test"},
                  "gestures": {"train", "val"}, "jester": {"train", "val", "test"}}
+HELD_OUT_VAL = ("ucf101", "hmdb51")
 
 
 def load(name: str, arg=None) -> ml_collections.ConfigDict:
@@ -65,6 +67,8 @@ def planned_build(argv: list[str]) -> dict:
         splits = SOURCE_SPLITS.get(FLAGS.dataset) or (
             {"train"} | ({"val"} if FLAGS.val_fraction else set())
             | ({"test"} if FLAGS.test_fraction else set()))
+        if FLAGS.dataset in HELD_OUT_VAL and FLAGS.val_fraction:
+            splits = splits | {"val"}
         features = None
         if settings.keypoints is not None:   # the layout the docstrings document: BODY_25
             k = settings.keypoints
@@ -81,7 +85,8 @@ def planned_demo_build(argv: list[str]) -> dict:
     from pipeline import demo
     output_dir = argv[argv.index("--output_dir") + 1]
     return dict(build_dir=os.path.join(output_dir, "records", "ucf101", demo.DEMO_CONFIG_NAME),
-                splits={"train", "test"}, features=None)
+                splits={"train", "test"} | ({"val"} if demo.DEMO_VAL_FRACTION else set()),
+                features=None)
 
 
 def build_for(name: str, config) -> dict:
@@ -151,6 +156,7 @@ def test_config_values_are_valid(name, arg):
     assert t.schedule in SCHEDULES
     assert t.precision in train.PRECISIONS
     assert t.class_weights in ("none", "balanced")
+    assert t.overwrite is False, "a config must not delete a workdir's outputs by itself"
     assert t.monitor_mode in ("min", "max") and t.monitor.startswith("val_")
     assert t.batch_size > 0 and t.epochs > 0 and t.learning_rate > 0
     if arg == "runlocal":

@@ -424,25 +424,53 @@ def test_reader_matches_the_trainers_validation_input(tiny_video_run):
         np.testing.assert_array_equal(y1, y2)
 
 
+def test_the_default_split_is_test_with_labels_else_val():
+    def info(**splits):
+        return {"splits": {name: {"num_examples": n, "unlabelled": u}
+                           for name, (n, u) in splits.items()}}
+    assert evaluate.default_split(info(train=(8, 0), val=(2, 0), test=(3, 0))) == (
+        "test", "the build's test split")
+    assert evaluate.default_split(info(train=(8, 0), val=(2, 0))) == (
+        "val", "the build's validation split (it has no test split)")
+    assert evaluate.default_split(info(train=(8, 0), val=(2, 0), test=(3, 3))) == (
+        "val", "the build's validation split (its test split has no labels)")
+    assert evaluate.default_split(info(train=(8, 0), test=(3, 3)))[0] == "test"
+    assert evaluate.split_line("val", "why") == ("[evaluate] evaluating split 'val': why "
+                                                 "(--split chooses another)")
+
+
 @pytest.mark.integration
 def test_command_line_on_a_trained_run(tiny_video_run, tmp_path):
+    """From another folder than the one it trained in, without --split: the run's build is
+    found where the workdir recorded it, its test split is chosen and said first, and the
+    numbers are the trainer's own on that split."""
     work = tmp_path / "run"
     shutil.copytree(tiny_video_run, work)
-    r = run_module("trainers.evaluate", f"--workdir={work}", "--split=test", "--batch_size=3")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = run_module("trainers.evaluate", "--workdir=../run", "--batch_size=3", cwd=elsewhere)
     assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == ("[evaluate] evaluating split 'test': the build's test "
+                                        "split (--split chooses another)")
     assert "[evaluate] 10/10 videos (100.0%)" in r.stderr
-    out = work / "eval" / "test"
-    assert f"[evaluate] plots: {out / 'confusion_matrix.png'}" in r.stdout
-    assert str(out / "classification_report.txt") in r.stdout
+    out, shown = work / "eval" / "test", pathlib.PurePath("..", "run", "eval", "test")
+    assert f"[evaluate] plots: {shown / 'confusion_matrix.png'}" in r.stdout
+    assert str(shown / "classification_report.txt") in r.stdout
     for name in report.REPORT_FILES:
         assert (out / name).stat().st_size > 0, name
     result = json.loads((out / "metrics.json").read_text())
     trained = json.loads((work / "result.json").read_text())
-    # The trainer's final evaluation read the same 10 test clips with the same reader.
-    assert result["top1"] == pytest.approx(trained["accuracy"], abs=1e-6)
-    assert result["loss"] == pytest.approx(trained["loss"], abs=1e-4)
+    # The trainer's final evaluation and its validation read the same 10 test clips with the
+    # same reader: the same accuracy to the last digit, the same loss.
+    with open(work / "history.csv") as f:
+        logged = list(csv.DictReader(f))[-1]
+    for accuracy in (trained["accuracy"], float(logged["val_accuracy"])):
+        assert np.float32(accuracy) == np.float32(result["top1"])
+    for loss in (trained["loss"], float(logged["val_loss"])):
+        assert loss == pytest.approx(result["loss"], rel=1e-5)
     assert result["counts"]["videos"] == 10 and result["model_family"] == "cnn_rnn"
     assert f"top-1 {result['top1']:.4f}" in r.stdout
 
     h = run_module("trainers.evaluate", "--help")
     assert h.returncode == 0 and "--num_test_crops" in h.stdout and "--build_dir" in h.stdout
+    assert "--[no]verbose:" in h.stdout

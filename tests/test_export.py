@@ -67,11 +67,24 @@ def reference(tiny_video_run):
 
 @pytest.fixture(scope="module")
 def exports(tiny_video_run, tmp_path_factory):
-    """The three TFLite exports of ``tiny_video_run``, made in this process."""
+    """The three TFLite exports of ``tiny_video_run``, made in this process: float32 and
+    float16 as folders, int8 as a file named model_int8.tflite."""
     out = tmp_path_factory.mktemp("exports")
-    return {q: export.export(str(tiny_video_run), "tflite", quantize=q, output=str(out / q),
-                             representative_examples=12)
+    names = {"none": "none", "float16": "float16", "int8": "model_int8.tflite"}
+    return {q: export.export(str(tiny_video_run), "tflite", quantize=q,
+                             output=str(out / names[q]), representative_examples=12)
             for q in ("none", "float16", "int8")}
+
+
+def _export_json(info) -> str:
+    return info.get("export_json") or f"{info['path']}/export.json"
+
+
+def _umask() -> int:
+    import os
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @pytest.mark.integration
@@ -95,6 +108,9 @@ def test_saved_model_cli_export_matches_keras(tiny_video_run, reference, tmp_pat
     np.testing.assert_allclose(one, probs[:1], atol=ATOL["saved_model"])
     np.testing.assert_allclose(saved_model.run_saved_model(str(out), x), got, atol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["sm"]        # no temporary left behind
+    import os
+    for folder in (out, out / "variables"):                     # usual permissions, not 0700
+        assert os.stat(folder).st_mode & 0o777 == 0o777 & ~_umask(), folder
 
     assert json.loads((out / "classes.json").read_text()) == list(run.classes)
     meta = json.loads((out / "export.json").read_text())
@@ -128,7 +144,7 @@ def test_tflite_matches_keras_on_the_test_split(exports, reference, quantize):
     assert "WHILE" not in info["operators"]              # recurrences unrolled
     assert not [op for op in info["operators"] if op.startswith("Flex") or op == "CUSTOM"]
     assert info["input"]["dtype"] == "uint8" and info["input"]["shape"] == [1, 8, 32, 32, 3]
-    with open(f"{info['path']}/export.json") as f:
+    with open(_export_json(info)) as f:
         meta = json.load(f)
     assert meta["quantize"] == quantize and meta["classes"] == list(run.classes)
 
@@ -141,11 +157,48 @@ def test_int8_is_integer_only_with_pixel_input(exports):
     assert info["output"]["quantization"] == {"scale": 1 / 256, "zero_point": -128}
     assert info["calibration"] == {"split": "train", "examples": 12}
     assert not {"CAST", "DEQUANTIZE"} & set(info["operators"])
-    interpreter = tf.lite.Interpreter(model_path=f"{info['path']}/model.tflite")
+    interpreter = tf.lite.Interpreter(model_path=info["path"])
     dtypes = {d["dtype"].__name__ for d in interpreter.get_tensor_details()}
     assert dtypes == {"uint8", "int8", "int32"}           # no float tensor anywhere
     uint8 = [d for d in interpreter.get_tensor_details() if d["dtype"] == np.uint8]
     assert [d["name"] for d in uint8] == [info["input"]["tensor"]]
+
+
+def test_an_output_named_tflite_is_the_file_and_folders_are_not_private(exports, reference):
+    import os
+    import pathlib
+    info = exports["int8"]
+    path = pathlib.Path(info["path"])
+    assert path.name == "model_int8.tflite" and path.is_file()
+    assert path.read_bytes()[4:8] == b"TFL3"                         # the flatbuffer itself
+    beside = sorted(p.name for p in path.parent.iterdir() if p.name.startswith("model_int8"))
+    assert beside == ["model_int8.classes.json", "model_int8.export.json", "model_int8.tflite"]
+    assert (info["export_json"], info["classes_json"]) == (
+        str(path.parent / "model_int8.export.json"), str(path.parent / "model_int8.classes.json"))
+    meta = json.loads((path.parent / "model_int8.export.json").read_text())
+    assert meta["file"] == "model_int8.tflite" and meta["quantize"] == "int8"
+    run = reference[0]
+    assert json.loads((path.parent / "model_int8.classes.json").read_text()) == list(run.classes)
+    assert export.model_bytes(str(path)) == path.stat().st_size
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".export_")]
+    # A folder export has the permissions a new folder gets, not a temporary folder's 0700.
+    folder = pathlib.Path(exports["none"]["path"])
+    assert os.stat(folder).st_mode & 0o777 == 0o777 & ~_umask()
+    assert (folder / "model.tflite").is_file() and (folder / "export.json").is_file()
+
+
+def test_tflite_file_outputs_refuse_what_they_should(tiny_video_run, exports, tmp_path):
+    import pathlib
+    with pytest.raises(export.ExportError, match=r"names a \.tflite file: give --format tflite"):
+        export.export(str(tiny_video_run), "saved_model", output=str(tmp_path / "m.tflite"))
+    existing = pathlib.Path(exports["int8"]["path"])
+    with pytest.raises(export.ExportError, match="already exists .*--overwrite"):
+        export.export(str(tiny_video_run), "tflite", output=str(existing))
+    mine = tmp_path / "mine.tflite"
+    mine.write_bytes(b"not an export")
+    with pytest.raises(export.ExportError, match="is not part of an earlier export"):
+        export.export(str(tiny_video_run), "tflite", output=str(mine), overwrite=True)
+    assert mine.read_bytes() == b"not an export"
 
 
 def test_float_tflite_sizes(exports):
@@ -216,7 +269,8 @@ def test_cli_help_lists_every_flag():
     r = run_module("trainers.export", "--help")
     assert r.returncode == 0
     for flag in ("--workdir:", "--format:", "--quantize:", "--checkpoint:", "--output:",
-                 "--[no]overwrite:", "--representative_examples:", "--[no]select_tf_ops:"):
+                 "--[no]overwrite:", "--representative_examples:", "--[no]select_tf_ops:",
+                 "--[no]verbose:"):
         assert flag in r.stdout, flag
 
 

@@ -144,8 +144,8 @@ def test_short_folders_follow_the_policy(tmp_path):
 def test_each_chosen_file_is_read_once(tmp_path, monkeypatch):
     folder = _folder(tmp_path / "v", [(f"{n}.png", n) for n in (1, 2, 4)])
     reads = []
-    read = frames._read_image
-    monkeypatch.setattr(frames, "_read_image", lambda path: reads.append(path) or read(path))
+    read = frames._read_bytes
+    monkeypatch.setattr(frames, "_read_bytes", lambda path: reads.append(path) or read(path))
     clip = frames.decode_frame_folder(
         _item(folder), SamplingSpec(mode="indices", indices=(3, 2, 1, 3, 3)), RAW)
     assert _levels(clip) == [4, 2, 2, 4, 4]
@@ -266,3 +266,55 @@ def test_real_rawframes_folder(real_dir):
     clip = frames.decode_frame_folder(item, SamplingSpec(mode="uniform", num_frames=4), RAW)
     assert clip.source_indices == [0, 3, 6, 9]
     assert clip.frames[1] == cv2.cvtColor(expected[3], cv2.COLOR_BGR2RGB).tobytes()
+
+
+# --------------------------------------------------------------------------
+# JPEG frames that need no pixel change are stored as their own bytes.
+# --------------------------------------------------------------------------
+@pytest.mark.real
+def test_real_jpeg_frames_are_kept_byte_for_byte_unless_pixels_change(real_dir):
+    folder = real_dir / "rawframes" / "img"
+    item = _item(folder)
+    sampling = SamplingSpec("uniform", num_frames=4)
+    clip = frames.decode_frame_folder(item, sampling, FrameSpec())
+    names = sorted(folder.glob("img_*.jpg"))
+    assert clip.frames == [names[i].read_bytes() for i in clip.source_indices]
+    first = cv2.imread(str(names[0]))
+    assert (clip.height, clip.width) == first.shape[:2]
+    # asked for its own size: still kept; asked to resize, or for PNG: re-encoded
+    same = FrameSpec(size=(first.shape[1], first.shape[0]))
+    assert frames.decode_frame_folder(item, sampling, same).frames == clip.frames
+    for spec in (FrameSpec(resize_shorter=64), FrameSpec(image_format="png"),
+                 FrameSpec(crop="center_square")):
+        other = frames.decode_frame_folder(item, sampling, spec)
+        assert all(a != b for a, b in zip(other.frames, clip.frames)), spec
+    image = frames.decode_image(str(names[0]), FrameSpec())
+    assert image.frames == [names[0].read_bytes()] and image.height == first.shape[0]
+
+
+def _jpeg(path, pixels, params=()):
+    ok, buf = cv2.imencode(".jpg", pixels, list(params))
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return buf.tobytes()
+
+
+def test_jpegs_that_must_be_decoded_are_decoded(tmp_path):
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 255, (24, 32, 3), np.uint8)
+    data = _jpeg(tmp_path / "c.jpg", colour)
+    assert frames.decode_image(str(tmp_path / "c.jpg"), FrameSpec()).frames == [data]
+    # grayscale (one component): decoded and stored as a colour JPEG
+    gray = _jpeg(tmp_path / "g.jpg", colour[:, :, 0])
+    clip = frames.decode_image(str(tmp_path / "g.jpg"), FrameSpec())
+    assert clip.frames != [gray] and cv2.imdecode(np.frombuffer(clip.frames[0], np.uint8),
+                                                  cv2.IMREAD_UNCHANGED).ndim == 3
+    # an EXIF segment (its orientation is the decoder's business): decoded
+    exif = data[:2] + b"\xff\xe1\x00\x10Exif\x00\x00" + b"\x00" * 8 + data[2:]
+    (tmp_path / "e.jpg").write_bytes(exif)
+    assert frames.decode_image(str(tmp_path / "e.jpg"), FrameSpec()).frames != [exif]
+    # a good header on broken data: refused, as before
+    (tmp_path / "b.jpg").write_bytes(data[:200] + b"\x00" * 50)
+    with pytest.raises(MediaError) as err:
+        frames.decode_image(str(tmp_path / "b.jpg"), FrameSpec())
+    assert err.value.reason == "bad_image"

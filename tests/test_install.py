@@ -198,3 +198,47 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert ci[-1] == test
     assert "pip install --quiet -e '.[test]'" in "\n".join(ci)
     assert (ROOT / "tests" / "install_browser.sh").stat().st_mode & 0o111
+
+
+# --------------------------------------------------------------------------
+# Console commands: actionflow-* run their module as python -m does.
+# --------------------------------------------------------------------------
+COMMANDS = {"actionflow-build": "pipeline.build", "actionflow-verify": "pipeline.verify",
+            "actionflow-show": "pipeline.show", "actionflow-demo": "pipeline.demo",
+            "actionflow-train": "trainers.train", "actionflow-evaluate": "trainers.evaluate",
+            "actionflow-beam-evaluate": "trainers.beam_evaluate",
+            "actionflow-compare": "trainers.compare", "actionflow-predict": "trainers.predict",
+            "actionflow-serve": "trainers.serve", "actionflow-export": "trainers.export"}
+
+
+def test_console_commands_are_declared_and_installed(monkeypatch):
+    import importlib
+    import pathlib
+    import runpy
+    points = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts")
+              if ep.name.startswith("actionflow-")}
+    assert sorted(points) == sorted(COMMANDS)
+    ran = []
+    monkeypatch.setattr(runpy, "run_module", lambda name, **kw: ran.append((name, kw)))
+    for name, module in COMMANDS.items():
+        points[name].load()()
+        assert ran.pop() == (module, {"run_name": "__main__", "alter_sys": True}), name
+        assert (pathlib.Path(sys.executable).parent / name).is_file(), \
+            f"{name} is not installed: rerun pip install -e '.[test]'"
+
+
+@pytest.mark.parametrize("command", ["actionflow-build", "actionflow-show",
+                                     "actionflow-serve", "actionflow-export"])
+def test_console_command_help_equals_python_m(command, tmp_path):
+    """Run from another folder, as a user would: the same help, exit status 0."""
+    import pathlib
+    script = pathlib.Path(sys.executable).parent / command
+    ours = subprocess.run([str(script), "--help"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    theirs = subprocess.run([sys.executable, "-m", COMMANDS[command], "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr[-2000:]
+    assert ours.stdout == theirs.stdout and "--" in ours.stdout
+    bad = subprocess.run([str(script), "--no_such_flag"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")

@@ -8,6 +8,7 @@ from x alone, so every probability, label and score below is worked out by hand.
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -114,12 +115,17 @@ def test_sigmoid_of_x_gives_the_hand_computed_scores(binary_run, tmp_path, capsy
     metrics = keypoint_eval.evaluate_keypoints(binary_run, model, split="test", out_dir=str(out),
                                                batch_size=3, checkpoint="best")
     err = capsys.readouterr().err
-    assert "[eval] keypoints: predicted 2/2 sequences (5 windows)" in err
-    assert "[eval] keypoints: wrote timelines of 2/2 sequences" in err
+    assert "[evaluate] 2/2 sequences (100.0%)" in err
+    assert "[timelines] 2/2 sequences (100.0%)" in err
     # frames (truth, pred): a: (0,0) (1,0) (1,1) (0,0) (1,1) (0,1) (0,0), b: (1,1) (0,1) (0,0)
-    # → tp 3, fp 2, fn 1, tn 4
+    # → tp 3, fp 2, fn 1, tn 4; the loss: -log p(truth) of the same 10 frames
+    labelled = [(x, y) for x, y in zip(X_A + X_B, LABELS_A + LABELS_B) if y >= 0]
+    loss = np.mean([-math.log(_sigmoid(4 * x - 2) if y else 1 - _sigmoid(4 * x - 2))
+                    for x, y in labelled])
     assert metrics["frame"] == {"count": 10, "confusion": [[4, 2], [1, 3]], "accuracy": 0.7,
-                                "precision": 0.6, "recall": 0.75, "f1": pytest.approx(2 / 3)}
+                                "precision": 0.6, "recall": 0.75, "f1": pytest.approx(2 / 3),
+                                "loss": pytest.approx(loss, rel=1e-6)}
+    assert (metrics["accuracy"], metrics["loss"]) == (0.7, metrics["frame"]["loss"])
     # seconds (truth = majority, ties to the lower label): a.0 [0,1,1,0] → 0, pred mean
     # (.119,.269,.881,.119) → 0; a.1 [-,1,0,0] → 0, pred mean .69 → 1; a.2 has no labels;
     # b.0 [1,0] → 0, pred .881 → 1; b.1 [0] → 0, pred .119 → 0
@@ -133,7 +139,7 @@ def test_sigmoid_of_x_gives_the_hand_computed_scores(binary_run, tmp_path, capsy
     assert json.loads((out / "metrics.json").read_text()) == metrics
     lines = keypoint_eval.summary(metrics, str(out)).splitlines()
     assert lines[1] == ("[evaluate] frames: accuracy 0.7000 · precision 0.6000 · recall 0.7500 "
-                        "· F1 0.6667 ('kick' at threshold 0.5; 10 frames)")
+                        f"· F1 0.6667 · loss {loss:.4f} ('kick' at threshold 0.5; 10 frames)")
     assert lines[2].startswith("[evaluate] seconds: accuracy 0.5000 · precision 0.0000")
 
     s = _sigmoid
@@ -199,6 +205,28 @@ def test_multiclass_softmax_uses_argmax_and_macro_scores(multiclass_run):
     assert [(g["start_s"], g["end_s"], g["label"]) for g in segs] == [
         (0.0, 1.0, "run"), (1.0, 2.0, "kick"), (2.0, 2.5, "run")]
     assert (out / "timelines" / "a.png").is_file()
+
+
+def test_the_trainers_metrics_count_each_labelled_frame_once(binary_run, multiclass_run,
+                                                             tmp_path):
+    """The trainer's weighted metrics on its validation input (windows of 4 every 2 frames:
+    frames twice in windows, padding after video b, unlabelled frames) give the evaluation's
+    frame accuracy and loss: these models' output for a frame is the same in every window."""
+    import ml_collections
+    from trainers import data, train
+    for run, model in ((binary_run, _x_model(1, [4.0], [-2.0])),
+                       (multiclass_run, _x_model(3, [0.0, 8.0, -8.0], [0.0, -4.0, 4.0]))):
+        config = ml_collections.ConfigDict(run.config.to_dict())
+        config.data.eval_split = "test"
+        model.compile(**train.compile_settings(config, run.info))
+        logs = train.name_losses(model.evaluate(data.make_input(config, run.info,
+                                                                training=False),
+                                                verbose=0, return_dict=True), ())
+        metrics = keypoint_eval.evaluate_keypoints(run, model, split="test", batch_size=3,
+                                                   out_dir=str(tmp_path / run.classes[-1]))
+        assert np.float32(logs["accuracy"]) == np.float32(metrics["accuracy"])
+        assert logs["loss"] == pytest.approx(metrics["loss"], rel=1e-6)
+        assert metrics["frame"]["count"] == 10
 
 
 def test_mistakes_raise_run_errors(binary_run, multiclass_run, tmp_path):
@@ -290,10 +318,11 @@ def test_trained_ensemble_on_real_openpose(soccer_keypoints, tmp_path):
         model_name="keypoint_rnn",
         model=dict(variant="ensemble", units=(4,), dropouts=(0.0,), dense_units=(4,),
                    recurrent_dropout=0.0),
-        data=dict(build_dir=str(soccer_keypoints), window=30, target="frames"),
+        # 90-frame windows: the 88- and 89-frame sequences end in padding
+        data=dict(build_dir=str(soccer_keypoints), window=90, target="frames"),
         train=dict(epochs=1, steps_per_epoch=2, batch_size=2))
     try:
-        train.train(config, str(tmp_path))
+        trained = train.train(config, str(tmp_path))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     run = workdir.open_run(str(tmp_path))
@@ -302,6 +331,13 @@ def test_trained_ensemble_on_real_openpose(soccer_keypoints, tmp_path):
                                                checkpoint="best")
     out = tmp_path / "eval" / "test"
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    # The trainer validated on the same split: over the labelled frames, padding left out.
+    with open(tmp_path / "history.csv") as f:
+        logged = next(csv.DictReader(f))
+    for trainer in (trained["accuracy"], float(logged["val_accuracy"])):
+        assert np.float32(trainer) == np.float32(metrics["accuracy"])
+    for trainer in (trained["loss"], float(logged["val_loss"])):
+        assert trainer == pytest.approx(metrics["loss"], rel=1e-5)
     assert (metrics["checkpoint"], metrics["output"], metrics["threshold"]) == ("best",
                                                                                 "binary", 0.5)
     records = _records(soccer_keypoints, "test")

@@ -311,21 +311,22 @@ def test_sigterm_stops_between_inputs_with_the_command_for_the_rest(tiny_video_r
     names = [f"clip{i}.avi" for i in range(8)]
     for name in names:
         shutil.copy(source, folder / name)
-    log, tmp = tmp_path / "stderr.txt", tmp_path / "tmp"
+    log, results, tmp = tmp_path / "stderr.txt", tmp_path / "stdout.txt", tmp_path / "tmp"
     tmp.mkdir()
-    with open(log, "w") as err:
+    with open(log, "w") as err, open(results, "w") as printed:
         proc = subprocess.Popen([sys.executable, "-m", "trainers.predict",
                                  f"--workdir={tiny_video_run}", str(folder)], cwd=ROOT,
                                 env=dict(os.environ, TMPDIR=str(tmp)),
-                                stdout=subprocess.PIPE, stderr=err, text=True)
+                                stdout=printed, stderr=err, text=True)
         deadline = time.monotonic() + 180
-        while "[predict] 3/8" not in log.read_text():
+        while results.read_text().count("(video, 12 frames") < 3:
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
-    text = log.read_text()
+        proc.wait(timeout=120)
+    text, out = log.read_text(), results.read_text()
+    assert "[predict] " in text and "/8 inputs" in text     # the progress line
     assert proc.returncode == 143, text
     assert "Traceback" not in text
     (line,) = [x for x in text.splitlines() if "stopped by" in x]
@@ -341,6 +342,7 @@ def test_sigterm_stops_between_inputs_with_the_command_for_the_rest(tiny_video_r
 def test_predict_as_a_user_runs_it(tiny_video_run, tiny_data, tmp_path):
     r = run_module("trainers.predict", "--help")
     assert r.returncode == 0 and "--overlay" in r.stdout and "--camera" in r.stdout
+    assert "--[no]verbose:" in r.stdout
     good = tiny_data / "StayStill" / "v_StayStill_g02_c02.avi"
     (tmp_path / "broken.avi").write_bytes(b"RIFF\x00\x00\x00\x00AVI garbage")
     r = run_module("trainers.predict", f"--workdir={tiny_video_run}", "--json", "--top_k=2",

@@ -63,6 +63,50 @@ class FakePredictor:
                            "probability": self.probabilities[i]} for i in order]}
 
 
+class SeeingPredictor(FakePredictor):
+    """A FakePredictor that also says what it read (``predict_seen``) and predicts sliding
+    windows, as trainers.predict.Predictor does; the upload must be a real video."""
+
+    def __init__(self, windows_error=None, **kwargs):
+        super().__init__(**kwargs)
+        self.windows_error = windows_error
+        self.window_calls = []
+
+    def predict_seen(self, path, top_k=5):
+        import numpy as np
+        out = dict(self.predict(path, top_k), kind="video")
+        views = [np.full((4, 16, 16, 3), 60 * v, np.uint8) for v in range(2)]
+        seen = {"views": views, "positions": [[0, 1, 2, 3]] * 2,
+                "source_indices": [0, 3, 6, 9], "times": [0.0, 0.3, 0.6, 0.9], "fps": 10.0,
+                "source_frames": 30, "duration": 3.0}
+        return out, seen
+
+    def predict_windows(self, path, window, hop=0.0, top_k=5):
+        self.window_calls.append((window, hop))
+        if self.windows_error is not None:
+            raise self.windows_error
+        starts = [0.0, 1.0]
+        return {"windows": [{"start": s, "end": s + window,
+                             "top_k": [{"label": self.classes[i], "index": i,
+                                        "probability": 0.6}]}
+                            for i, s in enumerate(starts)]}
+
+
+def _video(path, frames=30, size=(48, 36), fps=10.0) -> pathlib.Path:
+    """A small MJPG AVI: frame t a grey level of 8 t."""
+    import cv2
+    import numpy as np
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for t in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 8 * t % 256, np.uint8))
+    writer.release()
+    return pathlib.Path(path)
+
+
+MEDIA_URL = re.compile(r"/results/([0-9a-f]{32})/(overlay\.webm|overlay\.mp4|strip\.png|"
+                       r"timeline\.png)")
+
+
 def _client(predictor, upload_dir, **kwargs):
     from trainers import serve
     web = serve.create_app(predictor, upload_dir=str(upload_dir), **kwargs)
@@ -334,13 +378,159 @@ def test_create_app_refuses_bad_arguments(tmp_path):
 
 
 # --------------------------------------------------------------------------
+# What the model saw: the overlay video, the strip and the timeline.
+# --------------------------------------------------------------------------
+def test_page_shows_the_overlay_strip_and_timeline(tmp_path):
+    fake = SeeingPredictor()
+    up = tmp_path / "up"
+    client = _client(fake, up, window=2.0, hop=1.0)
+    video = _video(tmp_path / "clip.avi")
+    r = _upload(client, "/", "clip.avi", video.read_bytes())
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200, html
+    assert fake.window_calls == [(2.0, 1.0)]                  # 3 s video, 2 s windows
+    urls = {m.group(2): m.group(0) for m in MEDIA_URL.finditer(html)}
+    assert sorted(urls) == ["overlay.webm", "strip.png", "timeline.png"]
+    (token,) = {m.group(1) for m in MEDIA_URL.finditer(html)}
+    assert f'<video id="overlay" src="{urls["overlay.webm"]}"' in html
+    assert f'<img id="strip" src="{urls["strip.png"]}"' in html
+    assert f'<img id="timeline" class="wide" src="{urls["timeline.png"]}"' in html
+    # Only the results stay, in the private upload folder: the upload itself is gone.
+    assert _files_under(up) == ["results", f"results/{token}", f"results/{token}/overlay.webm",
+                                f"results/{token}/strip.png", f"results/{token}/timeline.png"]
+    assert oct((up / "results" / token).stat().st_mode & 0o777) == "0o700"
+    import cv2
+    for name, mimetype in (("overlay.webm", "video/webm"), ("strip.png", "image/png"),
+                           ("timeline.png", "image/png")):
+        reply = client.get(urls[name])
+        assert reply.status_code == 200 and reply.mimetype == mimetype, name
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert reply.data == (up / "results" / token / name).read_bytes()
+    # The overlay: VP8, at most 12 frames a second (the video has 10), the label drawn.
+    capture = cv2.VideoCapture(str(up / "results" / token / "overlay.webm"))
+    assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"VP80"
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 30 and frames[0].shape == (36, 48, 3)
+    assert frames[5][:4].mean() < 30 < frames[5][20:].mean()       # black band, grey video
+    # Range requests (what a browser's video element sends) are answered in part.
+    part = client.get(urls["overlay.webm"], headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.data) == 100
+    # The strip: two views of four 16x16 frames, enlarged.
+    import matplotlib.image
+    strip = matplotlib.image.imread(str(up / "results" / token / "strip.png"))
+    assert strip.shape[1] >= 4 * 96 and strip.shape[0] > 2 * (96 + 16)
+    assert "2 views (clips x crops)" in html
+
+
+def test_results_are_served_only_by_token_and_fixed_name(tmp_path):
+    up = tmp_path / "up"
+    client = _client(SeeingPredictor(), up)
+    video = _video(tmp_path / "clip.avi")
+    html = _upload(client, "/", "clip.avi", video.read_bytes()).get_data(as_text=True)
+    token = MEDIA_URL.search(html).group(1)
+    (tmp_path / "secret.png").write_bytes(b"secret")
+    (up / "results" / token / "notes.png").write_bytes(b"not served")
+    for url in (f"/results/{token}/notes.png", f"/results/{token}/../../secret.png",
+                f"/results/{token}/%2e%2e%2f%2e%2e%2fsecret.png", f"/results/{token.upper()}/"
+                "strip.png", f"/results/{token[:-1]}/strip.png", "/results/../secret.png",
+                f"/results/{'0' * 32}/strip.png", f"/results/{token}/strip.png/"):
+        r = client.get(url)
+        assert r.status_code == 404, url
+        assert b"secret" not in r.data and b"not served" not in r.data
+    assert client.get(f"/results/{token}/strip.png").status_code == 200
+
+
+def test_results_expire_and_are_bounded(tmp_path, monkeypatch):
+    from trainers import serve
+    up = tmp_path / "up"
+    client = _client(SeeingPredictor(), up, keep_minutes=0.005)        # 0.3 s
+    video = _video(tmp_path / "clip.avi").read_bytes()
+    url = MEDIA_URL.search(_upload(client, "/", "clip.avi", video).get_data(as_text=True))
+    assert client.get(url.group(0)).status_code == 200
+    time.sleep(0.5)
+    r = client.get(url.group(0))
+    assert r.status_code == 404 and "it may have expired" in r.get_data(as_text=True)
+    assert list((up / "results").iterdir()) == []
+    monkeypatch.setattr(serve, "MAX_KEPT_RESULTS", 2)
+    client = _client(SeeingPredictor(), tmp_path / "up2")
+    tokens = [MEDIA_URL.search(_upload(client, "/", "clip.avi", video).get_data(
+        as_text=True)).group(1) for _ in range(3)]
+    time.sleep(0.05)
+    client.get("/results/" + tokens[-1] + "/strip.png")               # sweeps
+    assert sorted(p.name for p in (tmp_path / "up2" / "results").iterdir()) == sorted(
+        tokens[1:])
+
+
+def test_api_returns_the_urls_with_media_1(tmp_path):
+    client = _client(SeeingPredictor(), tmp_path / "up")
+    video = _video(tmp_path / "clip.avi").read_bytes()
+    plain = _upload(client, "/api/predict", "clip.avi", video).get_json()
+    assert "media" not in plain and _files_under(tmp_path / "up") == []
+    out = _upload(client, "/api/predict", "clip.avi", video, media="1").get_json()
+    media = out["media"]
+    assert set(media) == {"overlay", "strip", "timeline", "windows", "expires_in_s"}
+    assert media["expires_in_s"] == 600
+    assert MEDIA_URL.fullmatch(media["overlay"]) and MEDIA_URL.fullmatch(media["timeline"])
+    assert [(w["start"], w["label"]) for w in media["windows"]] == [(0.0, "walk"), (1.0, "run")]
+    assert client.get(media["strip"]).status_code == 200
+
+
+def test_a_failure_making_pictures_keeps_the_prediction(tmp_path, caplog):
+    client = _client(SeeingPredictor(windows_error=RuntimeError("no windows")), tmp_path / "up")
+    video = _video(tmp_path / "clip.avi").read_bytes()
+    r = _upload(client, "/", "clip.avi", video)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200 and 'id="predictions"' in html and 'id="seen"' not in html
+    assert "making the pictures of clip.avi failed" in caplog.text
+    assert _files_under(tmp_path / "up") == ["results"]
+
+
+def test_short_video_has_no_timeline_and_create_app_checks_windows(tmp_path):
+    from trainers import serve
+    fake = SeeingPredictor()
+    client = _client(fake, tmp_path / "up", window=5.0)                # the video is 3 s
+    html = _upload(client, "/", "clip.avi",
+                   _video(tmp_path / "clip.avi").read_bytes()).get_data(as_text=True)
+    assert fake.window_calls == [] and 'id="timeline"' not in html and 'id="overlay"' in html
+    for kwargs in (dict(window=0), dict(hop=-1), dict(keep_minutes=0)):
+        with pytest.raises(ValueError, match="must be positive"):
+            serve.create_app(fake, upload_dir=str(tmp_path / "x"), **kwargs)
+
+
+def test_keypoint_uploads_get_a_frame_timeline(tmp_path):
+    from trainers import serve
+    frames = ["kick"] * 5 + ["other"] * 3 + ["kick"] * 2
+    probabilities = [[0.2, 0.8] if f == "kick" else [0.7, 0.3] for f in frames]
+    result = {"top_k": [{"label": "kick", "probability": 0.6}], "fps": 10.0,
+              "frame_labels": frames, "frame_numbers": list(range(10)),
+              "frame_probabilities": probabilities}
+    made = serve.make_media(FakePredictor(classes=("other", "kick"), modality="keypoints"),
+                            str(tmp_path / "seq"), "keypoints", result, None, str(tmp_path),
+                            window=2.0, hop=1.0, filename="seq.zip", top_k=2)
+    assert (made["overlay"], made["strip"], made["timeline"]) == (None, None, "timeline.png")
+    from trainers import overlay
+    assert overlay.frame_segments(frames, probabilities, [i / 10 for i in range(10)], 0.1) == [
+        (0.0, pytest.approx(0.5), "kick", pytest.approx(0.8)),
+        (0.5, pytest.approx(0.8), "other", pytest.approx(0.7)),
+        (0.8, pytest.approx(1.0), "kick", pytest.approx(0.8))]
+    import matplotlib.image
+    image = matplotlib.image.imread(str(tmp_path / "timeline.png"))
+    assert image.shape[0] > 250 and image.shape[1] == 1050
+
+
+# --------------------------------------------------------------------------
 # The entry point's flags (no model loads).
 # --------------------------------------------------------------------------
 def test_cli_help_and_user_mistakes(tmp_path):
     r = run_module("trainers.serve", "--help")
     assert r.returncode == 0, r.stderr
     for flag in ("--workdir", "--checkpoint", "--host", "--port", "--max_upload_mb",
-                 "--frame_size"):
+                 "--frame_size", "--window", "--hop", "--keep_minutes", "--[no]verbose:"):
         assert flag in r.stdout, flag
     cases = [((), "error: --workdir is required (python -m trainers.serve --workdir runs/demo)"),
              ((f"--workdir={tmp_path / 'none'}",), f"error: workdir {tmp_path / 'none'} does "
@@ -351,6 +541,9 @@ def test_cli_help_and_user_mistakes(tmp_path):
                                                "70000"),
              (("--workdir=w", "--frame_size=1920"), "error: --frame_size must look like "
                                                     "1920x1080 (WIDTHxHEIGHT), got '1920'"),
+             (("--workdir=w", "--window=0"), "error: --window must be positive, got 0"),
+             (("--workdir=w", "--keep_minutes=-1"), "error: --keep_minutes must be positive, "
+                                                    "got -1"),
              (("--workdir=w", "--nosuchflag"), "error: Unknown command line flag 'nosuchflag'\n"
                                                "Run with --help to see every flag.")]
     for args, line in cases:
@@ -400,6 +593,21 @@ def test_api_predicts_a_real_video(real_predictor, tiny_video_run, real_dir, tmp
     assert sum(out["probabilities"]) == pytest.approx(1.0, abs=1e-4)
     assert [classes[p["index"]] for p in out["top_k"]] == [p["label"] for p in out["top_k"]]
     assert _files_under(tmp_path / "up") == []
+
+
+@pytest.mark.real
+def test_predict_seen_is_predict_and_the_model_input(real_predictor, real_dir):
+    import numpy as np
+    video = str(real_dir / REAL_VIDEO)
+    result, seen = real_predictor.predict_seen(video, top_k=3)
+    assert result == real_predictor.predict(video, top_k=3)
+    (view,) = seen["views"]                       # the tiny run: one clip, one crop
+    assert view.dtype == np.uint8 and view.shape == (8, 32, 32, 3)
+    assert seen["positions"] == [list(range(8))]
+    assert seen["source_indices"] == result["sampled_frames"]
+    assert seen["source_frames"] == 164 and seen["fps"] == pytest.approx(25)
+    assert seen["duration"] == pytest.approx(164 / 25)
+    assert seen["times"][1] == pytest.approx(seen["source_indices"][1] / 25, abs=1e-3)
 
 
 def test_api_corrupt_video_with_the_real_predictor(real_predictor, tmp_path):
@@ -540,11 +748,43 @@ def test_browser_upload_shows_the_api_top_k(server, browser, real_dir):
     assert shown == [(p["label"], f"{p['probability']:.4f}",
                       float(f"{p['probability'] * 100:.1f}")) for p in api["top_k"]]
     assert len(shown) == 5
-    # The page fetched no resource at all (no CSS, script, image or font from anywhere).
-    assert browser.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)") == []
+    # What the model saw: the overlay video plays, the strip and the timeline load.
+    from selenium.webdriver.support.ui import WebDriverWait
+    video = browser.find_element(By.ID, "overlay")
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
+        "const v = document.getElementById('overlay'); return v.error || v.readyState >= 3"))
+    state = browser.execute_script(
+        "const v = document.getElementById('overlay'); return {error: v.error && v.error.code,"
+        " ready: v.readyState, duration: v.duration, width: v.videoWidth,"
+        " height: v.videoHeight, type: v.currentSrc}")
+    assert state["error"] is None, state
+    assert state["ready"] >= 3 and (state["width"], state["height"]) == (320, 240), state
+    assert state["duration"] == pytest.approx(164 / 25, abs=0.5), state    # the whole video
+    browser.execute_script("const v = document.getElementById('overlay'); v.currentTime = 0;"
+                           " v.play();")
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+        "const v = document.getElementById('overlay'); return !v.paused && v.currentTime > 0.3"))
+    for image in ("strip", "timeline"):
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+            f"return document.getElementById('{image}').complete"))
+        size = browser.execute_script(
+            f"const i = document.getElementById('{image}'); return [i.naturalWidth, "
+            f"i.naturalHeight]")
+        assert size[0] > 300 and size[1] > 100, (image, size)
+    assert video.get_attribute("src").startswith(server.url + "/results/")
+    # The page fetched nothing but the upload's own results from this server (no CSS,
+    # script, image or font from anywhere else).
+    resources = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert resources and all(MEDIA_URL.fullmatch(r[len(server.url):]) for r in resources), \
+        resources
+    # Of the upload, only its results are left, in the private upload folder.
     (upload_dir,) = server.upload_dirs()
-    assert list(upload_dir.iterdir()) == []
+    assert [p.name for p in upload_dir.iterdir()] == ["results"]
+    (token,) = (upload_dir / "results").iterdir()
+    assert sorted(p.name for p in token.iterdir()) == ["overlay.webm", "strip.png",
+                                                       "timeline.png"]
+    assert (token / "overlay.webm").stat().st_size < 2_000_000
 
 
 @pytest.mark.integration
@@ -566,7 +806,7 @@ def test_browser_upload_of_a_bad_file_shows_the_error_page(server, browser, tmp_
     assert browser.find_elements(By.ID, "predictions") == []
     assert browser.find_element(By.ID, "error").text == f"413: {too_large}"
     (upload_dir,) = server.upload_dirs()
-    assert list(upload_dir.iterdir()) == []
+    assert [p.name for p in upload_dir.iterdir()] in ([], ["results"])   # no upload kept
 
 
 @pytest.mark.integration

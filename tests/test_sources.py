@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from pipeline import sources
-from pipeline.sources import folder, hmdb51, ucf101
+from pipeline.sources import base, folder, hmdb51, ucf101
 from pipeline.media.items import Item
 from pipeline.sources.base import SourceError, SourceOptions
 
@@ -172,6 +172,81 @@ def test_ucf101_empty_dataset(tmp_path):
         ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
 
 
+def test_ucf101_tfds_layout_gives_the_same_official_splits(tmp_path):
+    """TensorFlow Datasets' download: every video in UCF101/, the lists in ucfTrainTestlist/
+    (with the class folders the videos no longer have)."""
+    _write(tmp_path, {**UCF_LISTS,
+                      "UCF101/v_ApplyEyeMakeup_g08_c01.avi": b"x",
+                      "UCF101/v_ApplyEyeMakeup_g01_c01.avi": b"x",
+                      "UCF101/v_Basketball_g08_c01.avi": b"x"})
+    flat = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+    other = tmp_path / "folders"
+    _write(other, {**UCF_LISTS, **UCF_VIDEOS})
+    folders = ucf101.list_items(str(other), SourceOptions(split_id=1))
+    assert [(i.split, i.label, i.label_text) for i in flat.items] == [
+        (i.split, i.label, i.label_text) for i in folders.items]
+    assert [(i.path, i.video_id) for i in flat.items] == [
+        (str(tmp_path / "UCF101" / name), name) for name in (
+            "v_ApplyEyeMakeup_g08_c01.avi", "v_Basketball_g08_c01.avi",
+            "v_ApplyEyeMakeup_g01_c01.avi")]
+    assert flat.problems == [] and flat.splits == ("train", "test")
+    # a listed video missing from the flat folder is accounted for, with its flat path
+    (tmp_path / "UCF101" / "v_Basketball_g08_c01.avi").unlink()
+    listing = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1))
+    assert [(p.path, p.reason) for p in listing.problems] == [
+        (str(tmp_path / "UCF101" / "v_Basketball_g08_c01.avi"), "missing_file")]
+
+
+def _ucf_groups(tmp_path, classes=("ApplyEyeMakeup", "Basketball"), train_groups=range(8, 26),
+                clips=3):
+    """A UCF101 tree: train groups g08..g25 and test groups g01..g07, ``clips`` clips each."""
+    files, train, test = {}, [], []
+    for c, name in enumerate(classes, 1):
+        for g in range(1, 26):
+            for k in range(1, clips + 1):
+                rel = f"{name}/v_{name}_g{g:02d}_c{k:02d}.avi"
+                files[f"UCF-101/{rel}"] = b"x"
+                (train if g in train_groups else test).append(
+                    f"{rel} {c}" if g in train_groups else rel)
+    files["ucfTrainTestlist/classInd.txt"] = "".join(
+        f"{c} {name}\n" for c, name in enumerate(classes, 1))
+    files["ucfTrainTestlist/trainlist01.txt"] = "\n".join(train) + "\n"
+    files["ucfTrainTestlist/testlist01.txt"] = "\n".join(test) + "\n"
+    _write(tmp_path, files)
+
+
+def test_ucf101_val_holds_out_whole_groups_of_each_class(tmp_path):
+    _ucf_groups(tmp_path)
+    listing = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1, val_fraction=0.1))
+    assert listing.splits == ("train", "val", "test")
+    group = {}
+    for item in listing.items:
+        group.setdefault(ucf101.group_of_video(item.path), set()).add(item.split)
+    assert all(len(splits) == 1 for splits in group.values()), "a group split across splits"
+    for name in ("applyeyemakeup", "basketball"):
+        held = sorted(g for g, splits in group.items() if g.startswith(f"v_{name}_")
+                      and splits == {"val"})
+        assert len(held) == 2                      # round(0.1 x 18 train groups)
+        assert all(8 <= int(g[-2:]) <= 25 for g in held)
+    # the official test split is untouched; the same groups every run
+    assert sum(i.split == "test" for i in listing.items) == 2 * 7 * 3
+    again = ucf101.list_items(str(tmp_path), SourceOptions(split_id=1, val_fraction=0.1))
+    assert [(i.video_id, i.split) for i in again.items] == [
+        (i.video_id, i.split) for i in listing.items]
+    expected = sorted(sorted(range(8, 26), key=lambda g: (
+        base.stable_fraction(f"v_applyeyemakeup_g{g:02d}"), f"v_applyeyemakeup_g{g:02d}"))[:2])
+    assert sorted(int(g[-2:]) for g, splits in group.items()
+                  if g.startswith("v_applyeyemakeup_") and splits == {"val"}) == expected
+
+
+def test_ucf101_refuses_a_test_fraction(tmp_path):
+    _write(tmp_path, {**UCF_LISTS, **UCF_VIDEOS})
+    with pytest.raises(SourceError, match="official test split"):
+        ucf101.list_items(str(tmp_path), SourceOptions(split_id=1, test_fraction=0.2))
+    with pytest.raises(SourceError, match="val_fraction"):
+        ucf101.list_items(str(tmp_path), SourceOptions(split_id=1, val_fraction=1.5))
+
+
 # --- HMDB51 ----------------------------------------------------------------
 
 HMDB_SPLITS = "testTrainMulti_7030_splits/"
@@ -243,6 +318,34 @@ def test_hmdb51_missing_splits(tmp_path):
         hmdb51.list_items(str(tmp_path), SourceOptions(split_id=3))
 
 
+def test_hmdb51_val_holds_out_whole_source_videos(tmp_path):
+    """Clips of one source video (its title before the class and meta tags), in any class,
+    stay together; names not spelt that way are their own source."""
+    titles = [f"Movie_{i:02d}" for i in range(30)]
+    files = {}
+    for name in ("brush_hair", "fall_floor"):
+        lines = []
+        for title in titles:
+            for k in range(2):
+                clip = f"{title}_{name}_u_nm_np1_ba_goo_{k}.avi"
+                files[f"{name}/{clip}"] = b"x"
+                lines.append(f"{clip} {1 if int(title[-2:]) < 24 else 2}")
+        files[f"{HMDB_SPLITS}{name}_test_split1.txt"] = "\n".join(lines) + "\n"
+    _write(tmp_path, files)
+    listing = hmdb51.list_items(str(tmp_path), SourceOptions(split_id=1, val_fraction=0.25))
+    assert listing.splits == ("train", "val", "test")
+    by_source = {}
+    for item in listing.items:
+        by_source.setdefault(hmdb51.source_of(item.path, item.label_text), set()).add(item.split)
+    assert all(len(splits) == 1 for splits in by_source.values())
+    held = sorted(s for s, splits in by_source.items() if splits == {"val"})
+    assert held == sorted(t.lower() for t in titles[:24]
+                          if base.hash_split(t.lower(), 0.25, 0.0) == "val") and held
+    assert sum(i.split == "val" for i in listing.items) == 2 * 2 * len(held)
+    assert sum(i.split == "test" for i in listing.items) == 2 * 2 * 6
+    assert hmdb51.source_of("x/fall_3.avi", "fall_floor") == "fall_3"
+
+
 # --- folder ----------------------------------------------------------------
 
 def _expected_split(key: str, val: float, test: float) -> str:
@@ -312,7 +415,8 @@ def test_folder_empty(tmp_path):
 
 def test_registry():
     assert sources.get_source("ucf101") is ucf101
-    assert {"folder", "hmdb51", "ucf101"} <= set(sources.available())
+    assert {"folder", "hmdb51", "kinetics", "list", "ssv2", "ucf101"} <= set(
+        sources.available())
     assert "base" not in sources.available()
     for name in sources.available():
         module = sources.get_source(name)

@@ -114,6 +114,20 @@ def test_image_classifier_trains(image_build, tmp_path):
                      train={"optimizer": "adamax", "class_weights": "balanced"})
     result = _train(config, tmp_path)
     assert np.isfinite(result["loss"]) and result["split"] == "val"
+    # The dense head's L1/L2 penalties are logged apart; loss is the data loss that
+    # trainers.evaluate reports for the same split (val: the build has no test split).
+    from trainers import evaluate, workdir
+    scores = evaluate.evaluate(workdir.open_run(str(tmp_path)), progress=False)
+    assert scores["split"] == "val" and scores["views_per_video"] == 1
+    with open(tmp_path / "history.csv") as f:
+        logged = list(csv.DictReader(f))[result["best_epoch"] - 1]
+    for accuracy in (result["accuracy"], float(logged["val_accuracy"])):
+        assert np.float32(accuracy) == np.float32(scores["top1"])
+    for loss in (result["loss"], float(logged["val_loss"])):
+        assert loss == pytest.approx(scores["loss"], rel=1e-5)
+    assert result["regularization_loss"] > 0 and float(logged["val_regularization_loss"]) > 0
+    # class_weights=balanced weighs the training loss: no training penalty to single out
+    assert "regularization_loss" not in logged
 
 
 @pytest.mark.real
@@ -202,8 +216,8 @@ def test_killed_run_resumes_from_the_saved_epoch(video_build, tmp_path):
 def test_a_save_cut_short_leaves_the_previous_backup_and_checkpoint_whole(tmp_path, monkeypatch):
     """A run killed while saving must still resume: saves go beside the file, then rename."""
     import keras
-    from trainers import train
-    Backup, Checkpoint = train._atomic_savers()
+    from trainers import backup
+    Backup, Checkpoint = backup.atomic_savers()
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
     backup = Backup(str(tmp_path / "backup"))

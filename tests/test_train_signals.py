@@ -183,9 +183,9 @@ def _train(config, workdir, signals=None, stop_at=None, monkeypatch=None):
     """``train.train``; ``stop_at`` (epoch, "train", step) or (epoch, "validation") sets
     ``signals.signum`` (SIGTERM) there."""
     import keras
-    from trainers import train
+    from trainers import backup, train
     if stop_at is not None:
-        make = train.make_callbacks
+        make = backup.make_callbacks
 
         class Trigger(keras.callbacks.Callback):
             epoch = -1
@@ -201,7 +201,7 @@ def _train(config, workdir, signals=None, stop_at=None, monkeypatch=None):
                 if stop_at == (self.epoch, "validation"):
                     signals.signum = signal.SIGTERM
 
-        monkeypatch.setattr(train, "make_callbacks",
+        monkeypatch.setattr(backup, "make_callbacks",
                             lambda *a, **k: make(*a, **k) + [Trigger()])
     try:
         return train.train(config, str(workdir), signals=signals)
@@ -216,7 +216,7 @@ def test_a_stopped_run_repeats_the_uninterrupted_one_then_goes_on_and_obeys_stop
     the same numbers as a run never stopped. Then a larger train.epochs continues the
     finished run, and WORKDIR/STOP ends it after an epoch."""
     from pipeline import cli
-    from trainers import train
+    from trainers import backup
     config = tiny_config(tiny_video_build, epochs=2, steps_per_epoch=4, batch_size=2,
                          deterministic=True)
     reference = tmp_path / "reference"
@@ -273,10 +273,10 @@ def test_a_stopped_run_repeats_the_uninterrupted_one_then_goes_on_and_obeys_stop
     # best.keras is replaced only by an epoch better than those before
     replaced = (workdir / "checkpoints" / "best.keras").read_bytes() != best_before
     assert replaced == (scores[2] > max(scores[:2]))
-    assert train.best_before_resume(str(workdir), "val_accuracy", "max", 3) == max(scores)
+    assert backup.best_before_resume(str(workdir), "val_accuracy", "max", 3) == max(scores)
 
     # started again, it goes on to its 4 epochs; with 3, nothing is left to train
-    point = train.previous_run(longer, str(workdir))
+    point = backup.previous_run(longer, str(workdir))
     assert (point.epoch, point.step, point.finished) == (3, 0, True)
-    assert train.previous_run(tiny_config(tiny_video_build, epochs=3), str(workdir)).epoch == 3
-    assert train._resume_line(point, 3) is None
+    assert backup.previous_run(tiny_config(tiny_video_build, epochs=3), str(workdir)).epoch == 3
+    assert backup.resume_line(point, 3) is None

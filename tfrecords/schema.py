@@ -23,6 +23,7 @@ Layout of one record::
       clip/end/timestamp    int64 microseconds
       clip/num_frames       int64
       clip/short_policy     bytes (none|loop|repeat_last)
+      clip/label/filled_text  bytes (optional: the label with its placeholders filled in)
       image/height, image/width, image/channels   int64
       image/format          bytes (jpeg|png|raw)
       keypoints/layout      bytes (BODY_25|COCO|...)
@@ -49,6 +50,10 @@ import numpy as np
 # Context (per clip).
 LABEL_INDEX = "clip/label/index"
 LABEL_TEXT = "clip/label/text"
+# The label with its placeholders filled in, beside the template kept as the label text
+# (Something-Something v2: "Pushing [something] from left to right" ->
+# "pushing a pen from left to right").
+LABEL_FILLED_TEXT = "clip/label/filled_text"
 VIDEO_FILENAME = "video/filename"
 VIDEO_FPS = "video/fps"
 VIDEO_NUM_FRAMES = "video/num_frames"

@@ -41,11 +41,15 @@ import sys
 import tempfile
 import uuid
 
+from pipeline import cli
+
+cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+
 import apache_beam as beam
 import numpy as np
 from absl import app, flags
 
-from pipeline import cli, runner
+from pipeline import runner
 from pipeline.media import files
 from trainers import data, evaluate, report
 from trainers.workdir import RunError
@@ -239,11 +243,8 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True) -> eval
         rows_prefix = FileSystems.join(work, ROWS_PREFIX)
         p = beam.Pipeline(runner=engine, options=options)
         build_graph(p, plan, model_uri, rows_prefix, progress_dir)
-        watch = None
-        if progress_dir:
-            meter = evaluate.Progress(plan.num_videos, True)
-            watch = runner.FolderWatch(progress_dir, lambda done: meter.update(done, final=True),
-                                       meter.interval, per_item=plan.num_views)
+        watch = runner.watch(progress_dir, plan.num_videos, "evaluate", unit="videos",
+                             per_item=plan.num_views) if progress_dir else None
         with cli.StopSignals(on_stop=runner.stop_local_workers if local else None):
             runner.run_and_wait(p, watch)
         return read_views(rows_prefix)
@@ -256,7 +257,7 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True) -> eval
                 pass
 
 
-def evaluate_with_beam(run, beam_args: list[str], *, split: str = "test",
+def evaluate_with_beam(run, beam_args: list[str], *, split: str | None = None,
                        checkpoint: str = "best", build_dir: str | None = None,
                        num_test_clips: int | None = None, num_test_crops: int | None = None,
                        batch_size: int | None = None, out_dir: str | None = None,
@@ -293,6 +294,9 @@ def main(argv: list[str]) -> int:
         try:
             kwargs = evaluate.settings(FLAGS)
             run = workdir.open_run(FLAGS.workdir)
+            if kwargs["split"] is None:
+                kwargs["split"], why = evaluate.choose_split(run, kwargs["build_dir"])
+                print(evaluate.split_line(kwargs["split"], why, "beam_evaluate"), flush=True)
             result = evaluate_with_beam(run, argv[1:], progress=FLAGS.progress,
                                         log_level=FLAGS.beam_log_level, **kwargs)
             out = kwargs["out_dir"] or os.path.join(run.workdir, "eval", kwargs["split"])

@@ -17,9 +17,12 @@ import os
 import sys
 from typing import Sequence
 
+from pipeline import cli
+
+cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+
 from absl import app, flags
 
-from pipeline import cli
 from trainers.workdir import RunError
 
 FLAGS = flags.FlagValues()
@@ -111,39 +114,91 @@ def metric_names(requested: Sequence[str], rows: Sequence[dict]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+# Okabe & Ito's colour-blind-safe colours; past eight runs the colours repeat with hatches.
+COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000")
+HATCHES = ("", "//", "..", "xx")
+MAX_LEGEND_CHARS = 48        # longer run names are shortened in the middle
+
+
+def short_name(name: str, limit: int = MAX_LEGEND_CHARS) -> str:
+    """``name`` shortened in the middle with an ellipsis to at most ``limit`` characters."""
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return name[:head] + "…" + name[len(name) - (limit - 1 - head):]
+
+
+def run_style(i: int) -> dict:
+    """Bar style of run ``i``: an Okabe–Ito colour, and a hatch from the ninth run on."""
+    colour = COLOURS[i % len(COLOURS)]
+    return {"color": colour, "hatch": HATCHES[(i // len(COLOURS)) % len(HATCHES)],
+            "edgecolor": "white" if colour == "#000000" else "black", "linewidth": 0.5}
+
+
 def plot(rows: Sequence[dict], names: Sequence[str], path: str, split: str) -> None:
-    """Grouped bars: one group per metric, one bar per run (bounded metrics share 0..1)."""
+    """Grouped bars: one group per metric, one bar per run (bounded metrics share 0..1).
+
+    The figure widens with runs x metrics (about a third of an inch a bar), values are
+    written on the bars (turned upright when bars are narrow), and the legend sits under
+    the chart in as many columns as the run names allow, so it never covers a bar."""
     import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
     groups = [[n for n in names if n not in UNBOUNDED], [n for n in names if n in UNBOUNDED]]
     groups = [g for g in groups if g]
-    widths = [max(2.5, 1.6 * len(g) * max(1, len(rows)) ** 0.5) for g in groups]
-    fig, axes = plt.subplots(1, len(groups), figsize=(sum(widths) + 2, 4.5),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
-    bar = 0.8 / len(rows)
-    for ax, group in zip(axes[0], groups):
+    n_runs = max(1, len(rows))
+    per_bar = 0.34 if n_runs > 3 else 0.5
+    widths = [max(2.6, len(g) * (per_bar * n_runs + 0.6)) for g in groups]
+    width = sum(widths) + 1.2 + 0.5 * len(groups)
+    labels = [short_name(str(r["run"])) for r in rows]
+    longest = max(len(x) for x in labels) if labels else 10
+    columns = max(1, min(len(labels), int(width / (0.45 + 0.075 * longest))))
+    legend_rows = -(-len(labels) // columns)
+    plot_h = 4.0
+    height = plot_h + 0.9 + 0.25 * legend_rows
+    fig = Figure(figsize=(width, height))
+    grid = fig.add_gridspec(1, len(groups), width_ratios=widths, left=1.0 / width,
+                            right=1 - 0.2 / width, top=1 - 0.55 / height,
+                            bottom=(0.45 + 0.25 * legend_rows) / height, wspace=0.25)
+    bar = 0.8 / n_runs
+    narrow = (widths[0] / max(1, len(groups[0])) * bar) < 0.3     # inches per bar
+    handles = []
+    for g, group in enumerate(groups):
+        ax = fig.add_subplot(grid[0, g])
         x = np.arange(len(group))
+        top = 0.0
         for i, row in enumerate(rows):
             values = [row.get(n) if isinstance(row.get(n), (int, float)) else np.nan
                       for n in group]
-            bars = ax.bar(x - 0.4 + bar * (i + 0.5), values, bar, label=row["run"])
+            bars = ax.bar(x - 0.4 + bar * (i + 0.5), values, bar, label=labels[i],
+                          **run_style(i))
+            if g == 0:
+                handles.append(bars)
             for b, v in zip(bars, values):
-                if not np.isnan(v):
-                    ax.annotate(f"{v:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()),
-                                ha="center", va="bottom", fontsize=7)
+                if np.isnan(v):
+                    continue
+                top = max(top, v)
+                ax.annotate(f"{v:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()),
+                            xytext=(0, 2), textcoords="offset points", ha="center",
+                            va="bottom", fontsize=7, rotation=90 if narrow else 0)
         ax.set_xticks(x)
-        ax.set_xticklabels([LABELS.get(n, n) for n in group])
+        ax.set_xticklabels([LABELS.get(n, n) for n in group], fontsize=10)
         if group[0] not in UNBOUNDED:
-            ax.set_ylim(0, 1.08)
+            ax.set_ylim(0, 1.18 if narrow else 1.08)
             ax.set_ylabel("fraction of videos")
+        else:
+            ax.set_ylim(0, (top or 1.0) * (1.3 if narrow else 1.12))
+            ax.set_ylabel(", ".join(LABELS.get(n, n) for n in group))
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8, loc="lower left")
-    fig.suptitle(f"runs compared on {split}")
-    fig.tight_layout()
+        ax.set_xlim(-0.5, len(group) - 0.5)
+    if handles:
+        fig.legend(handles=handles, labels=labels, loc="lower center", ncol=columns,
+                   fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.05 / height))
+    runs = f"{len(rows)} run" + ("s" if len(rows) != 1 else "")
+    fig.suptitle(f"{runs} compared on {split}", fontsize=12, y=1 - 0.12 / height)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def compare(workdirs: Sequence[str], *, split: str = "test",

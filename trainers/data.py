@@ -151,6 +151,9 @@ def make_input(config, info, *, training: bool, input_context=None,
                skip_shards: Collection[str] = ()):
     """The tf.data pipeline of one split for Keras: (inputs, targets[, sample weights]).
 
+    Frame-wise keypoint targets come with sample weights (``frame_weights``): the losses
+    and the weighted metrics of training count labelled frames only, once each.
+
     With ``input_context`` (from ``strategy.distribute_datasets_from_function``)
     it is one worker's part of the split, batched per replica. ``skip_shards``: shard
     file names left out (``check_build`` with ``on_corrupt="skip"``)."""
@@ -168,24 +171,63 @@ def make_input(config, info, *, training: bool, input_context=None,
         kwargs["input_context"] = input_context
     if skip_shards:
         kwargs["skip_shards"] = tuple(skip_shards)
-    if modality == "image":
-        return reader.make_image_dataset(d.build_dir, split, **kwargs)
-    if modality == "video":
-        return reader.make_dataset(d.build_dir, split, **kwargs)
+    if modality in ("image", "video"):
+        make = reader.make_image_dataset if modality == "image" else reader.make_dataset
+        return _counted(make(d.build_dir, split, **kwargs), info, split, config.train.batch_size,
+                        known=not (training or input_context is not None or skip_shards))
     people, points, coords = keypoint_shape(config, info, skip_shards)
+    frames = d.target == "frames"
+    # Evaluation windows: their starts say which frames an earlier window already holds.
+    once = frames and not training
     ds = reader.make_keypoint_dataset(d.build_dir, split, num_people=people, num_points=points,
-                                      num_coords=coords, **kwargs)
+                                      num_coords=coords, with_metadata=once, **kwargs)
     binary = binary_frame_output(config, info)
 
-    def to_keras(features, target):
-        if d.target != "frames":
+    def to_keras(features, target, meta=None):
+        if not frames:
             return features["keypoints"], target
-        weight = features["valid"] * tf.cast(target >= 0, tf.float32)
+        weight = frame_weights(features["valid"], target,
+                               meta if once else None, d.window, d.window_shift)
         target = tf.maximum(target, 0)
         if binary:
             target = tf.cast(target, tf.float32)[..., None]
         return features["keypoints"], target, weight
     return ds.map(to_keras, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _counted(ds, info, split: str, batch_size: int, known: bool):
+    """``ds`` (one batch per ``batch_size`` records, the last one short), telling tf.data
+    and Keras how many batches it has when that is ``known`` from the build's record count:
+    Keras then reads a validation split to its end without running out of data. A split
+    whose shards hold another count than the build says fails on reading it."""
+    if not known:
+        return ds
+    import tensorflow as tf
+    records = int(info["splits"][split]["num_examples"])
+    return ds.apply(tf.data.experimental.assert_cardinality(-(-records // batch_size)))
+
+
+def frame_weights(valid, target, meta=None, window: int = 0, window_shift: int = 0):
+    """Sample weights of frame-wise targets [B, W]: 1 on a labelled frame, 0 on padding
+    (``valid`` 0) and unlabelled frames (target -1), so losses and weighted metrics count
+    labelled frames only.
+
+    With the evaluation windows' ``meta`` (``window_start``, ``frame_indices``; windows of
+    ``window`` frames every ``window_shift``, 0 = ``window``), frames an earlier window of
+    the sequence already covers weigh 0 too, so each labelled frame counts once (the last
+    window of a sequence, placed to end at its last frame, overlaps the one before it).
+    The evaluation (``trainers.keypoint_eval``) averages the windows covering a frame
+    instead: the two agree exactly where windows do not overlap."""
+    import tensorflow as tf
+    weight = valid * tf.cast(target >= 0, tf.float32)
+    if meta is None:
+        return weight
+    shift = window_shift or window
+    start = tf.cast(meta["window_start"], tf.int32)[:, None]
+    # Evaluation windows start at 0, shift, 2 shift, ... and at the sequence's last start:
+    # the one before a window starting at s starts at ((s - 1) // shift) * shift.
+    covered = tf.where(start > 0, (start - 1) // shift * shift + window, 0)
+    return weight * tf.cast(tf.cast(meta["frame_indices"], tf.int32) >= covered, tf.float32)
 
 
 # --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 r"""Evaluates a trained model on a split of a build: the numbers and pictures people read.
 
-    python -m trainers.evaluate --workdir runs/demo --split test
+    python -m trainers.evaluate --workdir runs/demo             # the build's test split, else val
     python -m trainers.evaluate --workdir runs/ucf101 --split test --num_test_clips 10 \
         --num_test_crops 3 --checkpoint last --batch_size 4
     python -m trainers.evaluate --workdir runs/ucf101 --split test \
@@ -23,6 +23,11 @@ Written into WORKDIR/eval/SPLIT/ (or --out_dir) by ``trainers.report.write_repor
     action_groups.png          builds whose classes come in action groups (UCF101's five
                                action types): accuracy of each group
 
+Without --split, the build's test split is evaluated when it has labelled records, else its
+validation split ('val'); the first line printed says which (``default_split``). The run's
+build is read where its workdir records it (an absolute path or a URL, so any folder will do;
+``python -m trainers.workdir relocate`` records a new place), or at --build_dir.
+
 A split without labels (label -1, e.g. Jester's test split) gets predictions.csv and a
 metrics.json with counts only. The same evaluation runs as an Apache Beam pipeline with
 ``python -m trainers.beam_evaluate`` (see EVALUATION.md).
@@ -35,16 +40,18 @@ byte offset (exit status 2). SIGINT / SIGTERM stop it with one line (exit status
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
-import time
 from typing import Any, Mapping, Sequence
+
+from pipeline import cli
+
+cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
 
 import numpy as np
 from absl import app, flags
 
-from pipeline import cli
+from pipeline.progress import Progress
 from trainers import data, report
 from trainers.workdir import RunError
 
@@ -57,8 +64,9 @@ def define_flags(fv: flags.FlagValues) -> None:
     """The flags of an evaluation (shared by trainers.evaluate and trainers.beam_evaluate)."""
     flags.DEFINE_string("workdir", None, "The training workdir to evaluate (python -m "
                         "trainers.train --workdir ...).", flag_values=fv)
-    flags.DEFINE_string("split", "test", "Which split of the build to evaluate on.",
-                        flag_values=fv)
+    flags.DEFINE_string("split", None, "Which split of the build to evaluate on. Default: "
+                        "its test split when that has labelled records, else its validation "
+                        "split (val); the first line printed says which.", flag_values=fv)
     flags.DEFINE_string("checkpoint", "best", "best | last (WORKDIR/checkpoints/NAME.keras) or "
                         "the path of a .keras file.", flag_values=fv)
     flags.DEFINE_string("build_dir", None, "The build to read. Default: the run's "
@@ -135,21 +143,64 @@ class Plan:
                 "views_per_video": self.num_views}
 
 
-def plan_evaluation(run, *, split: str = "test", checkpoint: str = "best",
+def read_build(run, build_dir: str | None = None) -> tuple[str, dict]:
+    """(build path, its dataset_info.json): ``build_dir``, else the build the run recorded."""
+    from tfrecords import schema
+    from trainers import workdir
+    build = (build_dir or run.config.data.build_dir).rstrip("/")
+    try:
+        return build, schema.read_dataset_info(build)
+    except FileNotFoundError:
+        hint = "" if build_dir else f"; {workdir.missing_build_hint(run.workdir)}"
+        raise RunError(f"no build at {build} (its dataset_info.json is missing){hint}") from None
+    except ValueError as e:                         # includes SchemaVersionError
+        raise RunError(f"{build}: {e}") from None
+
+
+def default_split(info: Mapping) -> tuple[str, str]:
+    """The split an evaluation reads when none is asked for, and why: the build's test split
+    when it has labelled records, else its validation split ('val'); failing both, the
+    split of the two that has records (its predictions, no scores)."""
+    splits = info.get("splits", {})
+
+    def records(name):
+        return int((splits.get(name) or {}).get("num_examples", 0))
+
+    def labelled(name):
+        return records(name) - int((splits.get(name) or {}).get("unlabelled", 0)) > 0
+
+    if labelled("test"):
+        return "test", "the build's test split"
+    why = ("its test split has no labels" if records("test") else "it has no test split")
+    if labelled("val"):
+        return "val", f"the build's validation split ({why})"
+    for name in ("test", "val"):
+        if records(name):
+            return name, "no test or validation split of the build has labels: predictions only"
+    return "test", "the build has no test or validation split"
+
+
+def choose_split(run, build_dir: str | None = None) -> tuple[str, str]:
+    """``default_split`` of the build the evaluation reads (``build_dir``, else the run's)."""
+    return default_split(read_build(run, build_dir)[1])
+
+
+def split_line(split: str, why: str, program: str = "evaluate") -> str:
+    """The first line of an evaluation whose split was not asked for."""
+    return f"[{program}] evaluating split {split!r}: {why} (--split chooses another)"
+
+
+def plan_evaluation(run, *, split: str | None = None, checkpoint: str = "best",
                     build_dir: str | None = None, num_test_clips: int | None = None,
                     num_test_crops: int | None = None, batch_size: int | None = None,
                     out_dir: str | None = None) -> Plan:
-    """Checks that the run, the build and the split fit together; RunError says what does not."""
+    """Checks that the run, the build and the split fit together; RunError says what does
+    not. ``split`` None: ``default_split``."""
     import ml_collections
-    from tfrecords import schema
     path = run.checkpoint_path(checkpoint)
-    build = (build_dir or run.config.data.build_dir).rstrip("/")
-    try:
-        info = schema.read_dataset_info(build)
-    except FileNotFoundError:
-        raise RunError(f"no build at {build} (its dataset_info.json is missing)") from None
-    except ValueError as e:                         # includes SchemaVersionError
-        raise RunError(f"{build}: {e}") from None
+    build, info = read_build(run, build_dir)
+    if split is None:
+        split = default_split(info)[0]
     modality = info.get("modality", "video")
     if modality != run.modality:
         raise RunError(f"the run trained on {run.modality} records but {build} holds "
@@ -290,40 +341,6 @@ def collect_videos(views: Views, num_views: int) -> report.Videos:
 # --------------------------------------------------------------------------
 # Single-process inference.
 # --------------------------------------------------------------------------
-class Progress:
-    """'[evaluate] done/total videos (pct) · rate · elapsed · ETA' on stderr, every 2 s."""
-
-    def __init__(self, total: int, enabled: bool = True, stream=None, interval: float = 2.0,
-                 prefix: str = "[evaluate]"):
-        self.total, self.enabled, self.interval, self.prefix = total, enabled, interval, prefix
-        self.stream = stream or sys.stderr
-        self.start = time.monotonic()
-        self._last_print = -math.inf
-        self.done = 0
-
-    def line(self) -> str:
-        elapsed = time.monotonic() - self.start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        eta = _seconds((self.total - self.done) / rate) if rate > 0 else "?"
-        return (f"{self.prefix} {self.done}/{self.total} videos ({pct:.1f}%) · "
-                f"{rate:.1f} videos/s · elapsed {_seconds(elapsed)} · ETA {eta}")
-
-    def update(self, done: int, final: bool = False) -> None:
-        self.done = done
-        now = time.monotonic()
-        if self.enabled and (final or now - self._last_print >= self.interval):
-            print(self.line(), file=self.stream, flush=True)
-            self._last_print = now
-
-
-def _seconds(s: float) -> str:
-    s = int(round(s))
-    m, sec = divmod(s, 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
-
-
 def check_shards(plan: Plan, program: str = "evaluate") -> None:
     """The framing and CRCs of the split's shards; RunError naming a damaged one."""
     try:
@@ -354,8 +371,16 @@ def predict_views(model, plan: Plan, progress: bool = True) -> Views:
 
 def _predict_views(model, plan: Plan, progress: bool) -> Views:
     dataset = make_eval_dataset(plan)
-    meter = Progress(plan.num_videos, progress)
-    parts = []
+    parts: list[Views] = []
+    with Progress(plan.num_videos, "evaluate", unit="videos", enabled=progress) as meter:
+        _predict_batches(model, dataset, plan, parts, meter)
+    if not parts:
+        raise RunError(f"split {plan.split!r} of {plan.build_dir} yielded no records")
+    return Views.concat(parts)
+
+
+def _predict_batches(model, dataset, plan: Plan, parts: list, meter) -> None:
+    """Appends each batch's views to ``parts``, counting videos on ``meter``."""
     videos = 0
     for video, label, meta in dataset:
         out = np.asarray(model.predict_on_batch(video), dtype=np.float32)
@@ -365,21 +390,21 @@ def _predict_views(model, plan: Plan, progress: bool) -> Views:
                            meta["view"].numpy().astype(np.int64), out))
         videos += out.shape[0] // plan.num_views
         meter.update(videos)
-    meter.update(videos, final=True)
-    if not parts:
-        raise RunError(f"split {plan.split!r} of {plan.build_dir} yielded no records")
-    return Views.concat(parts)
 
 
 # --------------------------------------------------------------------------
 # The evaluation.
 # --------------------------------------------------------------------------
-def evaluate(run, *, split: str = "test", checkpoint: str = "best", build_dir: str | None = None,
+def evaluate(run, *, split: str | None = None, checkpoint: str = "best",
+             build_dir: str | None = None,
              num_test_clips: int | None = None, num_test_crops: int | None = None,
              batch_size: int | None = None, out_dir: str | None = None,
              progress: bool = True, threshold: float | None = None) -> dict:
-    """Evaluates ``run`` (``workdir.open_run``) on ``split``; writes the report, returns metrics."""
+    """Evaluates ``run`` (``workdir.open_run``) on ``split`` (None: ``default_split``);
+    writes the report, returns metrics."""
     if run.modality == "keypoints":
+        if split is None:
+            split = choose_split(run, build_dir)[0]
         return _evaluate_keypoints(run, split=split, checkpoint=checkpoint, build_dir=build_dir,
                                    num_test_clips=num_test_clips, num_test_crops=num_test_crops,
                                    batch_size=batch_size, out_dir=out_dir, threshold=threshold)
@@ -435,7 +460,8 @@ def summary(result: Mapping, out_dir: str) -> str:
                      f"{result['mean_class_accuracy']:.4f} · loss {result['loss']:.4f}")
         lines.append(f"[evaluate] report: {os.path.join(out_dir, 'classification_report.txt')}"
                      f" (metrics.json, per_class.csv, predictions.csv beside it)")
-        plots = [os.path.join(out_dir, n) for n in ("confusion_matrix.png", "action_groups.png")
+        plots = [os.path.join(out_dir, n) for n in ("confusion_matrix.png", "per_class_accuracy.png",
+                                                       "confused_pairs.png", "action_groups.png")
                  if os.path.exists(os.path.join(out_dir, n))]
         lines.append(f"[evaluate] plots: {', '.join(plots)}")
     else:
@@ -469,6 +495,9 @@ def main(argv: list[str]) -> int:
         try:
             kwargs = settings(FLAGS)
             run = workdir.open_run(FLAGS.workdir)
+            if kwargs["split"] is None:
+                kwargs["split"], why = choose_split(run, kwargs["build_dir"])
+                print(split_line(kwargs["split"], why), flush=True)
             result = evaluate(run, progress=FLAGS.progress, **kwargs)
             out = kwargs["out_dir"] or os.path.join(run.workdir, "eval", kwargs["split"])
             print(summary(result, out))

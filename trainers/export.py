@@ -12,6 +12,12 @@ Every export is one directory (default ``WORKDIR/export/<format>[_<quantize>]``)
                                                 sampling, the preprocessing a caller must do,
                                                 the checkpoint exported
 
+except a TFLite ``--output`` whose name ends in ``.tflite``: that is the model file itself,
+with ``NAME.export.json`` and ``NAME.classes.json`` beside it (``--output
+out/model_int8.tflite`` writes ``out/model_int8.tflite``, ``out/model_int8.export.json``
+and ``out/model_int8.classes.json``). Folders are written with the usual permissions
+(as the umask allows), not the private ones of a temporary folder.
+
 Inputs are what the reader feeds the model in evaluation: a batch of uint8 clips
 ``[N, T, H, W, 3]`` (video), uint8 images ``[N, H, W, 3]`` or float32 keypoint
 windows ``[N, W, F]``; the model rescales pixels itself. The output is named
@@ -47,8 +53,8 @@ members: "'tf.Transpose' op x should be of the same rank with y"); their
 SavedModel exports work.
 
 An export is written into a temporary folder beside ``--output`` and renamed into place when
-complete; SIGINT / SIGTERM stop it with one line (exit status 130 / 143) after removing
-that folder.
+complete (a ``.tflite`` file: its two JSON files first, the model last); SIGINT / SIGTERM
+stop it with one line (exit status 130 / 143) after removing that folder.
 """
 from __future__ import annotations
 
@@ -60,9 +66,12 @@ import sys
 import tempfile
 import time
 
+from pipeline import cli
+
+cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+
 from absl import app, flags, logging
 
-from pipeline import cli
 from trainers import tflite
 from trainers import workdir as workdir_lib
 from trainers.saved_model import (INPUT_NAME, OUTPUT_NAME, SIGNATURE, mixed, rebuilt,
@@ -89,7 +98,9 @@ flags.DEFINE_enum("quantize", "none", QUANTIZE,
 flags.DEFINE_string("checkpoint", "best", "best | last (in WORKDIR/checkpoints) or a path to a "
                                           ".keras file.", **_F)
 flags.DEFINE_string("output", None, "The export directory (default: "
-                                    "WORKDIR/export/<format>[_<quantize>]).", **_F)
+                                    "WORKDIR/export/<format>[_<quantize>]); for --format "
+                                    "tflite a name ending in .tflite is the model file, with "
+                                    "NAME.export.json and NAME.classes.json beside it.", **_F)
 flags.DEFINE_bool("overwrite", False, "Replace --output if it holds an earlier export.", **_F)
 flags.DEFINE_integer("representative_examples", 100,
                      "int8 only: how many training-split examples (read as in evaluation, "
@@ -213,8 +224,33 @@ def representative_inputs(run: workdir_lib.Run, count: int):
 # --------------------------------------------------------------------------
 # The export.
 # --------------------------------------------------------------------------
-def _prepare_output(output: str, overwrite: bool):
-    if os.path.lexists(output):
+def is_file_output(output: str) -> bool:
+    """Whether ``--output`` names the .tflite file itself (rather than an export folder)."""
+    return output.lower().endswith(".tflite")
+
+
+def sidecars(output: str) -> tuple[str, str]:
+    """(export.json, classes.json) paths of a .tflite file output: NAME.export.json and
+    NAME.classes.json beside NAME.tflite."""
+    stem = output[:-len(".tflite")]
+    return f"{stem}.export.json", f"{stem}.classes.json"
+
+
+def _prepare_output(output: str, overwrite: bool, fmt: str = "saved_model"):
+    if is_file_output(output):
+        if fmt != "tflite":
+            raise ExportError(f"{output} names a .tflite file: give --format tflite, or a "
+                              "folder name for a SavedModel")
+        meta, _ = sidecars(output)
+        for path in (output, *sidecars(output)):
+            if not os.path.lexists(path):
+                continue
+            if not overwrite:
+                raise ExportError(f"{path} already exists (pass --overwrite to replace it)")
+            if os.path.isdir(path) or not os.path.isfile(meta):
+                raise ExportError(f"{path} exists and is not part of an earlier export (no "
+                                  f"{os.path.basename(meta)} beside it); not replacing it")
+    elif os.path.lexists(output):
         if not overwrite:
             raise ExportError(f"{output} already exists (pass --overwrite to replace it)")
         if os.path.isdir(output) and not os.path.islink(output):
@@ -227,10 +263,24 @@ def _prepare_output(output: str, overwrite: bool):
     os.makedirs(parent, exist_ok=True)
 
 
+def _usual_permissions(folder: str) -> None:
+    """Gives ``folder`` and the folders under it the permissions a new folder gets (0777
+    less the umask): a temporary folder is private (0700), an export is not."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path, _, _ in os.walk(folder):
+        os.chmod(path, 0o777 & ~umask)
+
+
 def export(workdir: str, fmt: str = "saved_model", *, quantize: str = "none",
            checkpoint: str = "best", output: str | None = None, overwrite: bool = False,
-           representative_examples: int = 100, select_tf_ops: bool = False) -> dict:
-    """Exports the run's ``checkpoint``; returns what export.json says (plus ``path``)."""
+           representative_examples: int = 100, select_tf_ops: bool = False,
+           before_commit=None) -> dict:
+    """Exports the run's ``checkpoint``; returns what export.json says (plus ``path``).
+
+    ``before_commit``, when given, is called just before the export is moved into place;
+    raising there leaves nothing behind (the command passes its stop check: the TFLite
+    converter's calibration loop swallows an exception raised by a signal handler)."""
     check_options(fmt, quantize, representative_examples)
     try:
         run = workdir_lib.open_run(workdir)
@@ -238,7 +288,7 @@ def export(workdir: str, fmt: str = "saved_model", *, quantize: str = "none",
     except workdir_lib.RunError as e:
         raise ExportError(str(e)) from None
     output = output or default_output(workdir, fmt, quantize)
-    _prepare_output(output, overwrite)
+    _prepare_output(output, overwrite, fmt)
     import keras
     import tensorflow as tf
     started = time.monotonic()
@@ -258,7 +308,8 @@ def export(workdir: str, fmt: str = "saved_model", *, quantize: str = "none",
         info = {
             "format": fmt,
             "quantize": quantize if fmt == "tflite" else None,
-            "file": TFLITE_FILE if fmt == "tflite" else "saved_model.pb",
+            "file": (os.path.basename(output) if is_file_output(output) else
+                     TFLITE_FILE if fmt == "tflite" else "saved_model.pb"),
             "signature": SIGNATURE,
             "model_name": run.model_name,
             "modality": run.modality,
@@ -281,17 +332,31 @@ def export(workdir: str, fmt: str = "saved_model", *, quantize: str = "none",
         }
         _write_json(os.path.join(tmp, CLASSES_JSON), list(run.classes))
         _write_json(os.path.join(tmp, EXPORT_JSON), info)
-        if os.path.lexists(output):
-            shutil.rmtree(output)
-        os.rename(tmp, output)
+        if before_commit is not None:
+            before_commit()
+        if is_file_output(output):
+            meta, classes = sidecars(output)
+            os.replace(os.path.join(tmp, CLASSES_JSON), classes)
+            os.replace(os.path.join(tmp, EXPORT_JSON), meta)
+            os.replace(os.path.join(tmp, TFLITE_FILE), output)   # the model last
+            shutil.rmtree(tmp)
+        else:
+            _usual_permissions(tmp)
+            if os.path.lexists(output):
+                shutil.rmtree(output)
+            os.rename(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     size = _size(output)
-    _log(f"wrote {output} ({size / 1e6:.2f} MB, {time.monotonic() - started:.1f}s): input "
-         f"{info['input']['dtype']} {info['input']['shape']}, output {OUTPUT_NAME} "
+    beside = (" and, beside it, " + " and ".join(sidecars(output))) \
+        if is_file_output(output) else ""
+    _log(f"wrote {output} ({size / 1e6:.2f} MB, {time.monotonic() - started:.1f}s){beside}: "
+         f"input {info['input']['dtype']} {info['input']['shape']}, output {OUTPUT_NAME} "
          f"{info['output']['dtype']} {info['output']['shape']}, {len(run.classes)} classes")
-    return {**info, "path": output, "bytes": size}
+    extra = dict(zip(("export_json", "classes_json"), sidecars(output))) \
+        if is_file_output(output) else {}
+    return {**info, "path": output, "bytes": size, **extra}
 
 
 def _export_saved_model(model, folder: str) -> dict:
@@ -352,8 +417,10 @@ def _size(path: str) -> int:
 
 
 def model_bytes(path: str) -> int:
-    """Bytes of the model itself in an export: model.tflite, or the SavedModel without
-    classes.json and export.json."""
+    """Bytes of the model itself in an export: the .tflite file, model.tflite, or the
+    SavedModel without classes.json and export.json."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
     if os.path.isfile(os.path.join(path, TFLITE_FILE)):
         return os.path.getsize(os.path.join(path, TFLITE_FILE))
     extra = sum(os.path.getsize(os.path.join(path, f)) for f in (CLASSES_JSON, EXPORT_JSON)
@@ -369,14 +436,14 @@ def _write_json(path: str, data):
 def main(argv):
     """Exports from parsed flags; returns the exit code (2 for user mistakes, 130 / 143
     when SIGINT / SIGTERM stopped it: the temporary export folder is removed)."""
-    with cli.StopSignals():
+    with cli.StopSignals() as stops:
         try:
             settings = _settings(argv)
-            # The converter and the SavedModel writer log every step at INFO; [export]
-            # lines say what happens.
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-            logging.set_verbosity(logging.WARNING)
-            export(FLAGS.workdir, FLAGS.format, **settings)
+            if not FLAGS.verbose:
+                # The converter and the SavedModel writer log every step at INFO; [export]
+                # lines say what happens.
+                logging.set_verbosity(logging.ERROR)
+            export(FLAGS.workdir, FLAGS.format, before_commit=stops.check, **settings)
         except (ExportError, workdir_lib.RunError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

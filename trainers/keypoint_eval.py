@@ -22,11 +22,16 @@ Steps:
    unit) label a second positive when its mean probability is >= ``threshold``,
    multi-class models take the argmax;
 4. score frames and seconds against the frame labels (``frame/label/index``;
-   -1 = unlabelled, left out); a second's truth is its majority frame label.
+   -1 = unlabelled, left out); a second's truth is its majority frame label. Frames
+   also get the loss the trainer logs: the mean cross-entropy of the labelled frames
+   (``frame_losses``). Padding is no frame of a sequence, so it never counts: the
+   trainer's validation accuracy and loss (sample weights 0 on padding and unlabelled
+   frames, ``trainers.data.frame_weights``) equal these where windows do not overlap.
 
 Everything lands in ``out_dir``::
 
-    metrics.json                 frame- and second-level scores, counts, threshold, split,
+    metrics.json                 frame- and second-level scores (frames also the loss), counts,
+                                 threshold, split,
                                  checkpoint, one summary per video
     timelines/<video_id>.json    [{"start_s", "end_s", "label", "score"}, ...]
     timelines/<video_id>.png     probability over time (frames and per-second means), threshold,
@@ -40,15 +45,15 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
-import time
 from typing import Any
 
 import numpy as np
 
+from pipeline.progress import Progress
 from trainers import data as data_lib
 from trainers import timeline
+from trainers.metrics import EPSILON
 from trainers.workdir import RunError
 
 DEFAULT_THRESHOLD = 0.5
@@ -95,11 +100,13 @@ def _check_input(model, expected: tuple):
 
 def _open_split(run, split: str):
     from tfrecords import reader
+    from trainers import workdir
     build = run.config.data.build_dir
     try:
         return reader.open_source(build, split, modalities=("keypoints",))
     except FileNotFoundError as e:
-        raise RunError(f"the run's build {build} cannot be read: {e}") from None
+        raise RunError(f"the run's build {build} cannot be read: {e}; "
+                       f"{workdir.missing_build_hint(run.workdir)}") from None
     except ValueError as e:
         raise RunError(str(e)) from None
 
@@ -123,19 +130,17 @@ def read_sequences(files) -> list[dict]:
     return out
 
 
-class _Progress:
-    """``[eval] keypoints: <what> D/N sequences`` on stderr, at most once a second and at the
-    end."""
-
-    def __init__(self, total: int, what: str):
-        self.total, self.what, self.done, self.last = total, what, -1, 0.0
-
-    def update(self, done: int, note: str = "", final: bool = False):
-        now = time.monotonic()
-        if done != self.done and (final or now - self.last >= 1.0):
-            self.done, self.last = done, now
-            print(f"[eval] keypoints: {self.what} {done}/{self.total} sequences{note}",
-                  file=sys.stderr, flush=True)
+def _add_windows(model, features, meta, lengths, sums, counts) -> None:
+    """Adds one batch of windows' probabilities to their frames' sums and counts."""
+    out = np.asarray(model.predict_on_batch(features["keypoints"]), dtype=np.float64)
+    videos = meta["video_index"].numpy()
+    frames = meta["frame_indices"].numpy()
+    for b, video in enumerate(videos):
+        if video >= len(lengths):
+            raise RunError("the split's records changed while they were read")
+        keep = frames[b] >= 0
+        sums[video][frames[b][keep]] += out[b][keep]
+        counts[video][frames[b][keep]] += 1
 
 
 def predict_frames(model, dataset, lengths: list[int], units: int) -> list[np.ndarray]:
@@ -144,22 +149,12 @@ def predict_frames(model, dataset, lengths: list[int], units: int) -> list[np.nd
     the windows that cover a frame, NaN where none does."""
     sums = [np.zeros((n, units)) for n in lengths]
     counts = [np.zeros(n) for n in lengths]
-    progress = _Progress(len(lengths), "predicted")
-    windows = 0
-    for features, _, meta in dataset:
-        out = np.asarray(model.predict_on_batch(features["keypoints"]), dtype=np.float64)
-        videos = meta["video_index"].numpy()
-        frames = meta["frame_indices"].numpy()
-        for b, video in enumerate(videos):
-            if video >= len(lengths):
-                raise RunError("the split's records changed while they were read")
-            keep = frames[b] >= 0
-            sums[video][frames[b][keep]] += out[b][keep]
-            counts[video][frames[b][keep]] += 1
-        windows += len(videos)
-        # windows come in sequence order: every sequence before the current one is complete
-        progress.update(int(videos[-1]), f" ({windows} windows)")
-    progress.update(len(lengths), f" ({windows} windows)", final=True)
+    with Progress(len(lengths), "evaluate", unit="sequences") as progress:
+        for features, _, meta in dataset:
+            _add_windows(model, features, meta, lengths, sums, counts)
+            # windows come in sequence order: every sequence before the current one is done
+            progress.update(int(meta["video_index"].numpy()[-1]))
+        progress.update(len(lengths))
     probs = []
     for total, count in zip(sums, counts):
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -210,6 +205,24 @@ def sequence_data(frame_probs: np.ndarray, frame_labels: np.ndarray, fps: float,
         "second_truth": timeline.majority_labels(frame_labels, fps),
         "true_segments": np.asarray(truth, dtype=np.float64).reshape(-1, 3),
     }
+
+
+def frame_losses(frame_probs, frame_labels) -> np.ndarray:
+    """Cross-entropy of each labelled frame that has a probability, the probability clipped
+    to [EPSILON, 1 - EPSILON] as Keras does: -log p(true class); ``frame_probs`` ``[T]``
+    (binary: p of the positive class) or ``[T, K]``."""
+    probs = np.asarray(frame_probs, dtype=np.float64)
+    labels = np.asarray(frame_labels, dtype=np.int64)
+    known = np.isfinite(probs) if probs.ndim == 1 else np.isfinite(probs).all(axis=1)
+    keep = known & (labels >= 0)
+    if probs.ndim == 1:
+        p = np.clip(probs[keep], EPSILON, 1 - EPSILON)
+        p = np.where(labels[keep] == 1, p, 1 - p)
+    else:
+        rows = probs[keep]
+        p = np.clip(rows[np.arange(len(rows)), labels[keep]] / rows.sum(axis=1),
+                    EPSILON, 1 - EPSILON)
+    return -np.log(p)
 
 
 def plot_sequence(path: str, data: dict[str, np.ndarray], classes, title: str):
@@ -362,38 +375,41 @@ def _write_timelines(run, split, sequences, probs, *, timelines_dir, binary,
     classes = list(run.classes)
     stems = file_stems([s["video_id"] for s in sequences])
     frame_truth, frame_pred, second_truth, second_pred, per_video = [], [], [], [], []
-    progress = _Progress(len(sequences), "wrote timelines of")
-    for seq, p, stem in zip(sequences, probs, stems):
-        progress.update(len(per_video))
-        data = sequence_data(p[:, 0] if binary else p, seq["frame_labels"], seq["fps"],
-                             threshold)
-        segs = timeline.segments(data["second_pred"], data["second_score"],
-                                 data["second_start_s"], data["second_end_s"])
-        for seg in segs:
-            seg["label"] = classes[seg["label"]]
-        _write_json(os.path.join(timelines_dir, f"{stem}.json"), segs, sort_keys=False)
-        np.savez(os.path.join(timelines_dir, f"{stem}.npz"), **data)
-        frame = timeline.scores(data["frame_labels"], data["frame_pred"],
-                                num_classes=len(classes), binary=binary)
-        plot_sequence(os.path.join(timelines_dir, f"{stem}.png"), data, classes,
-                      f"{seq['video_id']} ({split}): frame accuracy "
-                      + ("n/a" if frame["accuracy"] is None else f"{frame['accuracy']:.3f}"))
-        frame_truth.append(data["frame_labels"])
-        frame_pred.append(data["frame_pred"])
-        second_truth.append(data["second_truth"])
-        second_pred.append(data["second_pred"])
-        per_video.append({
-            "video_id": seq["video_id"], "file": stem, "frames": len(seq["frame_labels"]),
-            "seconds": len(data["second_pred"]), "segments": len(segs),
-            "frame_accuracy": frame["accuracy"],
-            "second_accuracy": timeline.scores(data["second_truth"], data["second_pred"],
-                                               num_classes=len(classes),
-                                               binary=binary)["accuracy"]})
-
-    progress.update(len(per_video), final=True)
+    losses = []
+    with Progress(len(sequences), "timelines", unit="sequences") as bar:
+        for seq, p, stem in zip(sequences, probs, stems):
+            bar.update(len(per_video))
+            data = sequence_data(p[:, 0] if binary else p, seq["frame_labels"], seq["fps"],
+                                 threshold)
+            segs = timeline.segments(data["second_pred"], data["second_score"],
+                                     data["second_start_s"], data["second_end_s"])
+            for seg in segs:
+                seg["label"] = classes[seg["label"]]
+            _write_json(os.path.join(timelines_dir, f"{stem}.json"), segs, sort_keys=False)
+            np.savez(os.path.join(timelines_dir, f"{stem}.npz"), **data)
+            frame = timeline.scores(data["frame_labels"], data["frame_pred"],
+                                    num_classes=len(classes), binary=binary)
+            plot_sequence(os.path.join(timelines_dir, f"{stem}.png"), data, classes,
+                          f"{seq['video_id']} ({split}): frame accuracy "
+                          + ("n/a" if frame["accuracy"] is None else f"{frame['accuracy']:.3f}"))
+            losses.append(frame_losses(data["frame_probs"], data["frame_labels"]))
+            frame_truth.append(data["frame_labels"])
+            frame_pred.append(data["frame_pred"])
+            second_truth.append(data["second_truth"])
+            second_pred.append(data["second_pred"])
+            per_video.append({
+                "video_id": seq["video_id"], "file": stem, "frames": len(seq["frame_labels"]),
+                "seconds": len(data["second_pred"]), "segments": len(segs),
+                "frame_accuracy": frame["accuracy"],
+                "second_accuracy": timeline.scores(data["second_truth"], data["second_pred"],
+                                                   num_classes=len(classes),
+                                                   binary=binary)["accuracy"]})
+        bar.update(len(per_video))
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.int64)  # noqa: E731
     frames = timeline.scores(cat(frame_truth), cat(frame_pred), num_classes=len(classes),
                              binary=binary)
+    losses = np.concatenate(losses) if losses else np.zeros(0)
+    frames["loss"] = float(losses.mean()) if losses.size else None
     seconds = timeline.scores(cat(second_truth), cat(second_pred), num_classes=len(classes),
                               binary=binary)
     all_labels = cat(frame_truth)
@@ -405,7 +421,7 @@ def _write_timelines(run, split, sequences, probs, *, timelines_dir, binary,
         "positive_class": classes[1] if binary else None,
         "threshold": threshold,
         "averaging": "positive class" if binary else "macro",
-        "accuracy": frames["accuracy"],
+        "accuracy": frames["accuracy"], "loss": frames["loss"],
         "frame": frames, "second": seconds,
         "counts": {
             "videos": len(sequences),
@@ -432,9 +448,10 @@ def summary(metrics: dict, out_dir: str) -> str:
              f"{c['frames']} frames ({c['labelled_frames']} labelled), {c['seconds']} seconds"]
     for level in ("frame", "second"):
         m = metrics[level]
+        loss = f" · loss {fmt(m['loss'])}" if "loss" in m else ""
         lines.append(f"[evaluate] {level}s: accuracy {fmt(m['accuracy'])} · precision "
-                     f"{fmt(m['precision'])} · recall {fmt(m['recall'])} · F1 {fmt(m['f1'])} "
-                     f"({what}; {m['count']} {level}s)")
+                     f"{fmt(m['precision'])} · recall {fmt(m['recall'])} · F1 {fmt(m['f1'])}"
+                     f"{loss} ({what}; {m['count']} {level}s)")
     lines.append(f"[evaluate] metrics: {os.path.join(out_dir, 'metrics.json')}; timelines and "
                  f"plots: {os.path.join(out_dir, 'timelines')}/<video_id>.json|png|npz")
     return "\n".join(lines)

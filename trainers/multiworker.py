@@ -99,7 +99,8 @@ def fit_multi_worker(model, strategy, config, info, steps: int, callbacks: list,
     loss is scaled by the replicas and the optimizer sums the gradients across all of
     them, so every worker applies the same update. Metrics are Keras metrics whose
     per-replica totals are summed across workers when read. ``callbacks`` are those
-    of the single-machine run (``trainers.train.make_callbacks``, the backup first);
+    of the single-machine run (``trainers.backup.make_callbacks`` and the one naming the
+    losses, ``trainers.train.loss_logs``; the backup first);
     every worker must call them, since saving reads the distributed variables.
     ``class_weight`` weighs the training examples as ``fit`` does; ``best`` is the
     chief's best monitored value of the epochs a resumed run restores (None: a fresh

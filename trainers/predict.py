@@ -46,19 +46,22 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 import weakref
 from typing import Any, Callable, Iterable
+
+from pipeline import cli
+
+cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
 
 import numpy as np
 from absl import app, flags
 
-from pipeline import cli
 from pipeline.media import records, streams
 from pipeline.media.encode import output_size, parse_size, process_frame
 from pipeline.media.items import Clip, Item, MediaError
 from pipeline.media.sampling import plan_positions
 from pipeline.media.video import VideoReader
+from pipeline.progress import Progress
 from trainers import data, inputs, overlay
 from trainers.inputs import KIND_MODALITY, KIND_WORDS, MODALITY_TAKES, InputError
 
@@ -74,7 +77,8 @@ flags.DEFINE_boolean("json", False, "Print one JSON object per input (with --win
                      "its windows; with --camera: one per window) instead of text.",
                      flag_values=FLAGS)
 flags.DEFINE_string("overlay", None, "Video inputs: write the video with the predicted label "
-                    "and confidence on every frame to this .mp4 (original size and fps, mp4v). "
+                    "and confidence on every frame to this .mp4 (original size and fps; mp4v, "
+                    "or H.264 where OpenCV can write it) or .webm (VP8, plays in browsers). "
                     "With several inputs it is a folder: one <input name>.mp4 each.",
                     flag_values=FLAGS)
 flags.DEFINE_float("window", 0.0, "Seconds per sliding window over a video or camera (0: one "
@@ -189,14 +193,28 @@ class Predictor:
 
     def predict_records(self, records: list[bytes], batch_size: int = 8) -> np.ndarray:
         """Class probabilities [records, classes] of clip records, views averaged."""
+        return self._predict_records(records, batch_size)[0]
+
+    def _predict_records(self, records: list[bytes], batch_size: int = 8,
+                         keep_views: bool = False) -> tuple[np.ndarray, list | None]:
+        """(probabilities, views): with ``keep_views``, per record the model inputs of its
+        views as read, [(uint8 [T, H, W, 3], record frame positions [T])] (images: T = 1)."""
         def consume(ds):
             sums = np.zeros((len(records), len(self.classes)))
             counts = np.zeros(len(records))
+            views = [[] for _ in records] if keep_views else None
             for clips, _, meta in ds:
                 rows = meta["video_index"].numpy()
                 np.add.at(sums, rows, self._model_outputs(clips))
                 np.add.at(counts, rows, 1)
-            return sums / counts[:, None]
+                if keep_views:
+                    arrays = clips.numpy()
+                    positions = meta["frame_indices"].numpy()
+                    if arrays.ndim == 4:                            # images: one frame
+                        arrays, positions = arrays[:, None], positions.reshape(-1, 1)
+                    for j, row in enumerate(rows):
+                        views[row].append((arrays[j], positions[j]))
+            return sums / counts[:, None], views
         return self._read(records, ("clips", batch_size),
                           lambda shard: self._video_dataset(shard, batch_size), consume)
 
@@ -249,6 +267,18 @@ class Predictor:
         ``frame_labels`` and ``frame_numbers``; their ``probabilities`` are the
         mean of the frames' (``aggregate`` says so).
         """
+        return self._predict(path, top_k)[0]
+
+    def predict_seen(self, path: str, top_k: int = 5) -> tuple[dict, dict | None]:
+        """``predict(path)`` and what the model read (the upload page shows it): for video
+        and image inputs a dict with ``views`` (the model's uint8 input of each view, clips
+        x crops in the reader's order: [T, H, W, 3] each), ``positions`` (each view's frames
+        as positions in the record), ``source_indices`` and ``times`` (seconds) of the
+        record's frames, ``fps``, ``source_frames`` and ``duration`` (seconds, None when
+        the rate is unknown); None for keypoint inputs."""
+        return self._predict(path, top_k, keep_views=True)
+
+    def _predict(self, path: str, top_k: int, keep_views: bool = False):
         kind, record = self.record_of(path)
         out: dict[str, Any] = {"input": path, "kind": kind}
         if kind == "keypoints":
@@ -263,16 +293,26 @@ class Predictor:
                        frame_numbers=k["frame_numbers"],
                        frame_labels=[self.classes[i] for i in frame_probs.argmax(axis=1)],
                        frame_probabilities=[[float(p) for p in row] for row in frame_probs])
-            return out
+            return out, None
         from tfrecords import schema
-        probs = self.predict_records([record])[0]
+        probabilities, views = self._predict_records([record], keep_views=keep_views)
+        probs = probabilities[0]
         parsed = schema.parse_clip(record)
         out.update(top_k=_top_k(probs, self.classes, top_k),
                    probabilities=[float(p) for p in probs],
                    source_frames=int(parsed["source_num_frames"]),
                    sampled_frames=[int(i) for i in parsed["source_indices"].numpy()],
                    short_policy=parsed["short_policy"].numpy().decode())
-        return out
+        if not keep_views:
+            return out, None
+        fps = float(parsed["fps"])
+        seen = {"views": [v for v, _ in views[0]],
+                "positions": [[int(i) for i in p] for _, p in views[0]],
+                "source_indices": out["sampled_frames"],
+                "times": [t / 1e6 for t in parsed["timestamps_us"].numpy().tolist()],
+                "fps": fps, "source_frames": out["source_frames"],
+                "duration": out["source_frames"] / fps if fps > 0 else None}
+        return out, seen
 
     def window_record(self, win: streams.Window, fps: float, name: str = "window") -> bytes:
         """One window's clip record: the build's sampling plan over the window's frames."""
@@ -405,18 +445,6 @@ def _print_result(result: dict):
         print(_format(result), flush=True)
 
 
-def _stderr_progress(label: str) -> Callable[[int, int], None]:
-    state = {"last": time.monotonic()}
-
-    def show(done: int, total: int):
-        now = time.monotonic()
-        if now - state["last"] >= 2.0:
-            state["last"] = now
-            of = f"/{total}" if total else ""
-            print(f"[predict] {label}: {done}{of} frames", file=sys.stderr, flush=True)
-    return show
-
-
 def _predict_one(predictor: Predictor, path: str, several: bool):
     """Predicts one input as the flags ask; prints its result."""
     if FLAGS.window:
@@ -451,7 +479,8 @@ def _predict_one(predictor: Predictor, path: str, several: bool):
     if FLAGS.overlay:
         out = _overlay_path(FLAGS.overlay, path, several)
         try:
-            n = overlay.write_overlay(path, out, label_at, _stderr_progress(f"overlay {out}"))
+            with Progress(None, "overlay", unit="frames") as bar:
+                n = overlay.write_overlay(path, out, label_at, bar.update)
         except MediaError as e:
             raise InputError(inputs.media_message(path, e)) from None
         except OSError as e:
@@ -480,15 +509,6 @@ def _camera(predictor: Predictor) -> int:
                                    "window(s), all printed", None), file=sys.stderr, flush=True)
             return stop.exit_code
     return 0
-
-
-def _quiet_libraries():
-    """Keeps TensorFlow's and OpenCV's start-up chatter out of the output."""
-    import cv2
-    from absl import logging
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.set_verbosity(logging.ERROR)
-    cv2.setLogLevel(2)                  # errors only: our messages say what failed
 
 
 def _flag_mistake(paths: list[str]) -> str | None:
@@ -526,10 +546,9 @@ def _predict_all(predictor: Predictor, paths: list[str]) -> int:
     paths = inputs.expand(paths)
     failed = 0
     several = len(paths) > 1
-    with cli.StopSignals() as signals:
+    with cli.StopSignals() as signals, \
+            Progress(len(paths), "predict", unit="inputs", enabled=several) as bar:
         for i, path in enumerate(paths, 1):
-            if several:
-                print(f"[predict] {i}/{len(paths)} {path}", file=sys.stderr, flush=True)
             try:
                 _predict_one(predictor, path, several)
             except InputError as e:
@@ -539,6 +558,7 @@ def _predict_all(predictor: Predictor, paths: list[str]) -> int:
                     print(json.dumps({"input": path, "error": str(e)}), flush=True)
             except cli.Stopped as stop:
                 return _stopped(stop, i - 1, paths[i - 1:])
+            bar.update(i)
         signals.raise_stop = False
     if failed == len(paths):
         return 2
@@ -561,7 +581,6 @@ def main(argv: list[str]) -> int:
     if mistake:
         _error(mistake)
         return 2
-    _quiet_libraries()
     from trainers import workdir as workdirs
     try:
         predictor = _load_predictor()

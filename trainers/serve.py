@@ -7,17 +7,26 @@ r"""An upload page and a JSON API over a trained model: ``python -m trainers.ser
 Open http://127.0.0.1:8080/ , pick a video (an image for an image model, a .zip of one
 sequence's OpenPose ``<name>_<frame>_keypoints.json`` files for a keypoint model) and
 submit: the page shows the model's top predictions, label and probability, as a table with
-bars. Everything is rendered by the server; the page loads nothing from the internet. The
-upload goes through ``trainers.predict``: decoded and sampled with the build's settings,
-as ``python -m trainers.predict`` would.
+bars, and what the model saw: the video with the predicted label drawn on every frame
+(VP8 WebM, or H.264 MP4 where OpenCV can write it; at most 320 pixels on the long side and
+12 frames a second), a strip of the frames the model read (its input after the build's
+sampling and the evaluation crop), and, for a video longer than one ``--window``, the label
+of every window over time. Keypoint uploads get the label of every frame over time; images
+the crop the model read. Everything is rendered by the server; the page loads nothing from
+the internet. The upload goes through ``trainers.predict``: decoded and sampled with the
+build's settings, as ``python -m trainers.predict`` would.
 
     GET  /              the upload page
     POST /              an upload from that page (form field ``file``): the page with the
-                        predictions, or an error page
+                        predictions and pictures, or an error page
     GET  /api/info      {"classes": [...], "modality": ..., "model": ..., "extensions": [...],
                          "max_upload_mb": ...}
     POST /api/predict   multipart field ``file`` (and optional ``top_k``) -> {"filename": ...,
                         "top_k": [{"label", "index", "probability"}, ...], "probabilities": [...]}
+                        with ``media=1`` also "media": {"overlay", "strip", "timeline": URL or
+                        null, "expires_in_s": ...}
+    GET  /results/TOKEN/NAME   a picture or video of an upload (NAME: overlay.webm,
+                        overlay.mp4, strip.png or timeline.png), for --keep_minutes
 
     curl -F file=@clip.mp4 http://127.0.0.1:8080/api/predict
 
@@ -28,7 +37,9 @@ Accepted types, by extension: .avi .mp4 .mkv .mov .webm (video models), .jpg .jp
 read (corrupt, empty, too short, a bad archive), 500 anything else (details in the log
 only). An upload is saved under a random name in a private temporary folder (mode 0700),
 only for the time of its prediction, and deleted afterwards whether the prediction worked
-or not; the folder goes when the server stops.
+or not; the folder goes when the server stops. The pictures and the overlay video made from
+an upload are kept in that folder (``results/<random token>/``, fixed file names) for
+``--keep_minutes`` and served only from there.
 
 This is the Werkzeug server, threaded, one prediction at a time: fine for a lab machine or
 a demo. Behind a production WSGI server use ``create_app(predictor)`` as the application.
@@ -37,18 +48,24 @@ from __future__ import annotations
 
 import atexit
 import errno
+import logging
 import os
+import re
 import shutil
 import socket
 import sys
 import tempfile
 import threading
+import time
 import uuid
+
+from pipeline import cli
+
+cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
 
 from absl import app as absl_app
 from absl import flags
 
-from pipeline import cli
 from pipeline.media.encode import parse_size
 from pipeline.media.formats import (IMAGE_EXTENSIONS, OPENPOSE_FILE, OPENPOSE_PATTERN,
                                     VIDEO_EXTENSIONS)
@@ -69,6 +86,12 @@ flags.DEFINE_string("frame_size", None, "Keypoint models trained on coordinates 
                     flag_values=FLAGS)
 flags.DEFINE_float("max_upload_mb", 50.0, "Largest upload accepted, in MiB: the whole request "
                    "(larger: 413).", flag_values=FLAGS)
+flags.DEFINE_float("window", 2.0, "Seconds per window of the timeline drawn for a video "
+                   "longer than one window.", flag_values=FLAGS)
+flags.DEFINE_float("hop", 1.0, "Seconds between the timeline's window starts.",
+                   flag_values=FLAGS)
+flags.DEFINE_float("keep_minutes", 10.0, "How long the pictures and overlay video of an "
+                   "upload stay available.", flag_values=FLAGS)
 
 # File types each modality takes, by extension (lower case, with the dot).
 EXTENSIONS = {
@@ -79,6 +102,14 @@ EXTENSIONS = {
 UNZIPPED_FACTOR = 20       # a keypoint archive may unpack to this many times the upload limit
 DEFAULT_TOP_K = 5
 MIB = 1024 * 1024
+RESULTS = "results"        # UPLOAD_DIR/results/<token>/: what an upload's page shows
+MEDIA_NAMES = {"overlay.webm": "video/webm", "overlay.mp4": "video/mp4",
+               "strip.png": "image/png", "timeline.png": "image/png"}
+TOKEN = re.compile(r"[0-9a-f]{32}")
+MAX_KEPT_RESULTS = 50      # at most this many uploads' pictures are kept, newest first
+OVERLAY_MAX_SIDE = 320     # the page's overlay video: pixels on its long side ...
+OVERLAY_MAX_FPS = 12.0     # ... and frames a second, to keep it small
+STRIP_VIEWS = 3            # views of a clip shown on the strip, at most
 
 
 class UploadError(Exception):
@@ -100,7 +131,7 @@ PAGE = """<!doctype html>
 <title>{{ title }}</title>
 <link rel="icon" href="data:,">
 <style>
-  body { font-family: sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem;
+  body { font-family: sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
          color: #222; }
   h1 { font-size: 1.4rem; }
   .meta { color: #555; font-size: 0.9rem; }
@@ -112,6 +143,10 @@ PAGE = """<!doctype html>
   div.bar { background: #4a7fc1; height: 0.9rem; min-width: 1px; }
   .error { color: #a00; background: #fee; border: 1px solid #e99; padding: 0.7rem;
            border-radius: 4px; }
+  figure { margin: 1rem 0; }
+  figcaption { color: #555; font-size: 0.9rem; margin-top: 0.3rem; }
+  video, img.wide { max-width: 100%; height: auto; }
+  div.scroll { overflow-x: auto; }
 </style>
 </head>
 <body>
@@ -143,6 +178,36 @@ PAGE = """<!doctype html>
   {% endfor %}
   </tbody>
 </table>
+{% if result.media %}
+<section id="seen">
+<h2>What the model saw</h2>
+{% if result.media.overlay %}
+<figure>
+<video id="overlay" src="{{ result.media.overlay }}" controls autoplay muted loop playsinline
+       preload="auto"></video>
+<figcaption>The upload with the predicted label and its probability on every frame{% if
+  result.media.timeline %} (the label of the latest window that starts at or before the
+  frame){% endif %}; at most {{ result.media.max_side }} pixels and {{ result.media.max_fps }}
+  frames a second.</figcaption>
+</figure>
+{% endif %}
+{% if result.media.strip %}
+<figure>
+<div class="scroll"><img id="strip" src="{{ result.media.strip }}"
+  alt="The frames the model read"></div>
+<figcaption>{{ result.media.strip_caption }}</figcaption>
+</figure>
+{% endif %}
+{% if result.media.timeline %}
+<figure>
+<img id="timeline" class="wide" src="{{ result.media.timeline }}"
+  alt="The predicted label over time">
+<figcaption>{{ result.media.timeline_caption }}</figcaption>
+</figure>
+{% endif %}
+<p class="meta">These pictures are kept for {{ result.media.keep_minutes }} minutes.</p>
+</section>
+{% endif %}
 {% endif %}
 </body>
 </html>
@@ -194,6 +259,100 @@ def extract_openpose_zip(archive: str, folder: str, max_bytes: int) -> int:
 
 
 # --------------------------------------------------------------------------
+# What the model saw: an upload's overlay video, frame strip and timeline.
+# --------------------------------------------------------------------------
+def _strip_rows(predictor, seen: dict) -> list:
+    """(row label, frames, captions) of the first STRIP_VIEWS views the model read."""
+    views = seen["views"]
+    crops = 1
+    try:
+        crops = max(1, int(predictor.run.config.data.num_test_crops))
+    except (AttributeError, TypeError, ValueError):
+        pass
+    rows = []
+    for v, (frames, positions) in enumerate(zip(views, seen["positions"])):
+        if v >= STRIP_VIEWS:
+            break
+        captions = []
+        for p in positions:
+            number = seen["source_indices"][p] if p < len(seen["source_indices"]) else p
+            when = f" {seen['times'][p]:.2f}s" if p < len(seen["times"]) and \
+                seen.get("fps") else ""
+            captions.append(f"#{number}{when}")
+        if len(views) == 1:
+            label = f"{len(frames)} frame(s) of {frames.shape[2]}x{frames.shape[1]}"
+        else:
+            label = (f"view {v + 1} of {len(views)} (clip {v // crops + 1}, crop "
+                     f"{v % crops + 1}): {len(frames)} frame(s) of "
+                     f"{frames.shape[2]}x{frames.shape[1]}")
+        rows.append((label, list(frames), captions))
+    return rows
+
+
+def make_media(predictor, path: str, kind: str, result: dict, seen: dict | None, folder: str,
+               *, window: float, hop: float, filename: str, top_k: int) -> dict:
+    """Writes what an upload's page shows into ``folder``: ``strip.png`` (the frames the
+    model read), ``timeline.png`` (the label over time: windows of a video longer than one
+    window, frames of a keypoint sequence) and the overlay video (videos). Returns
+    {"overlay", "strip", "timeline": file name or None, captions, "windows": [...]}."""
+    from trainers import overlay
+    out: dict = {"overlay": None, "strip": None, "timeline": None, "windows": None}
+    classes = [str(c) for c in predictor.classes]
+    if seen is not None:
+        rows = _strip_rows(predictor, seen)
+        more = len(seen["views"]) - len(rows)
+        note = ("The model's input after the build's sampling and the evaluation crop; "
+                "caption: frame number in the upload and its time"
+                + (f"; {more} more view(s) not shown" if more > 0 else ""))
+        overlay.frame_strip(rows, os.path.join(folder, "strip.png"),
+                            f"What the model read from {filename}", note=note)
+        out["strip"] = "strip.png"
+        out["strip_caption"] = (f"The frames the model read: {rows[0][0]}" if len(rows) == 1
+                                else f"The frames the model read in {len(seen['views'])} "
+                                     f"views (clips x crops), averaged for the prediction.")
+    windows = None
+    if kind == "video":
+        duration = (seen or {}).get("duration")
+        if duration is None or duration > window + 1e-6:
+            windows = predictor.predict_windows(path, window, hop, top_k)["windows"]
+            out["windows"] = [{"start": w["start"], "end": w["end"],
+                               "label": w["top_k"][0]["label"],
+                               "probability": w["top_k"][0]["probability"]} for w in windows]
+            overlay.plot_timeline(overlay.window_segments(windows),
+                                  os.path.join(folder, "timeline.png"),
+                                  f"{filename}: the top label of every {window:g} s window, "
+                                  f"one every {hop:g} s", classes)
+            out["timeline"] = "timeline.png"
+            out["timeline_caption"] = (f"Label per {window:g}-second window (one every "
+                                       f"{hop:g} s, each shown until the next starts), and "
+                                       f"its probability.")
+        if windows:
+            label_at = overlay.window_label_at(windows)
+        else:
+            best = result["top_k"][0]
+            text = f"{best['label']} {best['probability']:.2f}"
+            label_at = lambda t: text  # noqa: E731
+        name = "overlay" + overlay.browser_extension()
+        overlay.write_overlay(path, os.path.join(folder, name), label_at,
+                              max_side=OVERLAY_MAX_SIDE, max_fps=OVERLAY_MAX_FPS)
+        out["overlay"] = name
+    elif kind == "keypoints" and result.get("frame_labels"):
+        fps = float(result.get("fps") or 0.0)
+        numbers = result["frame_numbers"] or list(range(len(result["frame_labels"])))
+        times = [n / fps for n in numbers] if fps > 0 else list(numbers)
+        segments = overlay.frame_segments(result["frame_labels"],
+                                          result["frame_probabilities"], times,
+                                          1.0 / fps if fps > 0 else 1.0)
+        overlay.plot_timeline(segments, os.path.join(folder, "timeline.png"),
+                              f"{filename}: the top label of every frame", classes,
+                              xlabel="seconds" if fps > 0 else "frame")
+        out["timeline"] = "timeline.png"
+        out["timeline_caption"] = "Label per frame (runs of frames with one label), and its " \
+                                  "mean probability over the run."
+    return out
+
+
+# --------------------------------------------------------------------------
 # The application.
 # --------------------------------------------------------------------------
 def _model_name(predictor, model_name):
@@ -207,12 +366,17 @@ def _model_name(predictor, model_name):
 
 
 def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None = None,
-               model_name: str | None = None):
-    """The Flask app serving ``predictor`` (``classes``, ``modality``, ``predict(path, top_k)``).
+               model_name: str | None = None, window: float = 2.0, hop: float = 1.0,
+               keep_minutes: float = 10.0):
+    """The Flask app serving ``predictor`` (``classes``, ``modality``, ``predict(path, top_k)``;
+    with ``predict_seen`` and ``predict_windows``, as ``trainers.predict.Predictor`` has,
+    the page also shows what the model saw).
 
     Uploads are saved in ``upload_dir`` (created private if missing; by default a new
     temporary folder, removed at exit; ``app.config["UPLOAD_DIR"]`` says which) under random
-    names and deleted after their prediction. ``trainers.inputs.InputError`` becomes a 422.
+    names and deleted after their prediction. The pictures made of an upload go to
+    ``upload_dir/results/<token>/`` and are removed after ``keep_minutes`` (and beyond the
+    newest MAX_KEPT_RESULTS). ``trainers.inputs.InputError`` becomes a 422.
     """
     import flask
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -220,6 +384,10 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
 
     if not max_upload_mb > 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    if not (window > 0 and hop > 0):
+        raise ValueError(f"window and hop must be positive seconds, got {window} and {hop}")
+    if not keep_minutes > 0:
+        raise ValueError(f"keep_minutes must be positive, got {keep_minutes}")
     modality = predictor.modality
     if modality not in EXTENSIONS:
         raise ValueError(f"no upload types known for modality {modality!r}")
@@ -232,11 +400,16 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
     else:
         os.makedirs(upload_dir, mode=0o700, exist_ok=True)
     upload_dir = os.path.realpath(upload_dir)
+    results_dir = os.path.join(upload_dir, RESULTS)
+    keep_s = keep_minutes * 60.0
+    shows_media = callable(getattr(predictor, "predict_seen", None))
     lock = threading.Lock()  # one prediction at a time: the model is shared
+    log = logging.getLogger(__name__)
 
     web = flask.Flask(__name__)
     web.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * MIB)
     web.config["UPLOAD_DIR"] = upload_dir
+    web.config["RESULTS_DIR"] = results_dir
     limit_text = f"{max_upload_mb:g}"
     what = {"video": "a video", "image": "an image",
             "keypoints": "a zip of OpenPose JSON files"}[modality]
@@ -261,8 +434,50 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
                                    f"got {text!r}")
         return k
 
-    def run_upload(top_k: int | None = None) -> dict:
-        """Saves the request's file privately, predicts, deletes it; the result for the user."""
+    def sweep() -> None:
+        """Removes the results older than ``keep_minutes``, and all but the newest
+        MAX_KEPT_RESULTS."""
+        try:
+            entries = [e for e in os.scandir(results_dir) if TOKEN.fullmatch(e.name)]
+        except FileNotFoundError:
+            return
+        entries.sort(key=lambda e: e.stat().st_mtime, reverse=True)
+        now = time.time()
+        for i, entry in enumerate(entries):
+            if i >= MAX_KEPT_RESULTS or now - entry.stat().st_mtime > keep_s:
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def media_for(target: str, kind: str, result: dict, seen, filename: str,
+                  top_k: int) -> dict | None:
+        """Makes an upload's pictures in a new results folder; their URLs, or None when
+        making them failed (logged; the prediction stands)."""
+        token = uuid.uuid4().hex
+        folder = os.path.join(results_dir, token)
+        os.makedirs(results_dir, mode=0o700, exist_ok=True)
+        os.makedirs(folder, mode=0o700)
+        try:
+            made = make_media(predictor, target, kind, result, seen, folder, window=window,
+                              hop=hop, filename=filename, top_k=top_k)
+        except inputs.InputError as e:
+            log.warning("no pictures for %s: %s", filename, e)
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        except Exception:  # noqa: BLE001 - pictures are extra: the prediction stands
+            log.exception("making the pictures of %s failed", filename)
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        url = lambda name: (flask.url_for("result_file", token=token, name=name)  # noqa: E731
+                            if name else None)
+        return {"overlay": url(made["overlay"]), "strip": url(made["strip"]),
+                "timeline": url(made["timeline"]), "windows": made["windows"],
+                "strip_caption": made.get("strip_caption", ""),
+                "timeline_caption": made.get("timeline_caption", ""),
+                "expires_in_s": int(keep_s), "keep_minutes": f"{keep_minutes:g}",
+                "max_side": OVERLAY_MAX_SIDE, "max_fps": f"{OVERLAY_MAX_FPS:g}"}
+
+    def run_upload(top_k: int | None = None, media: bool = False) -> dict:
+        """Saves the request's file privately, predicts, deletes it; the result for the user
+        (with ``media``: also the URLs of what the model saw)."""
         upload = flask.request.files.get("file")
         if upload is None or not upload.filename:
             raise UploadError(400, f"no file uploaded: send {what} in the form field 'file'")
@@ -288,8 +503,15 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
                 except UploadError as e:
                     raise UploadError(e.status, f"cannot read {filename!r}: {e.message}"
                                       ) from None
+            pictures = None
             with lock:
-                out = predictor.predict(target, top_k=k)
+                if media and shows_media:
+                    out, seen = predictor.predict_seen(target, top_k=k)
+                    sweep()
+                    pictures = media_for(target, out.get("kind") or modality, out, seen,
+                                         filename, k)
+                else:
+                    out = predictor.predict(target, top_k=k)
         except inputs.InputError as e:
             # The predictor names the saved file; the user knows the file by its own name.
             message = str(e).replace(target + ": ", "").replace(target, filename)
@@ -301,10 +523,13 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
                 os.remove(path)
             except FileNotFoundError:
                 pass
-        return {"filename": filename,
-                "top_k": [{"label": str(p["label"]), "index": int(p["index"]),
-                           "probability": float(p["probability"])} for p in out["top_k"]],
-                "probabilities": [float(p) for p in out["probabilities"]]}
+        result = {"filename": filename,
+                  "top_k": [{"label": str(p["label"]), "index": int(p["index"]),
+                             "probability": float(p["probability"])} for p in out["top_k"]],
+                  "probabilities": [float(p) for p in out["probabilities"]]}
+        if pictures is not None:
+            result["media"] = pictures
+        return result
 
     def wants_json() -> bool:
         return flask.request.path.startswith("/api/")
@@ -318,7 +543,24 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
 
     @web.post("/")
     def upload_page():  # errors: upload_error below renders the page with the message
-        return render(result=run_upload(top_k=min(DEFAULT_TOP_K, len(classes))))
+        return render(result=run_upload(top_k=min(DEFAULT_TOP_K, len(classes)), media=True))
+
+    @web.get("/results/<token>/<name>")
+    def result_file(token: str, name: str):
+        """A file of an upload's results: the token and the name are checked against
+        fixed patterns and the path is built from them alone."""
+        if not TOKEN.fullmatch(token) or name not in MEDIA_NAMES:
+            flask.abort(404)
+        sweep()
+        path = os.path.join(results_dir, token, name)
+        if not os.path.isfile(path):
+            flask.abort(404, description="no such file: it may have expired "
+                                         f"(results are kept {keep_minutes:g} minutes)")
+        reply = flask.send_file(path, mimetype=MEDIA_NAMES[name], conditional=True,
+                                max_age=int(keep_s))
+        reply.headers["X-Content-Type-Options"] = "nosniff"
+        reply.headers["Cache-Control"] = f"private, max-age={int(keep_s)}"
+        return reply
 
     @web.get("/api/info")
     def api_info():
@@ -327,7 +569,12 @@ def create_app(predictor, *, max_upload_mb: float = 50.0, upload_dir: str | None
 
     @web.post("/api/predict")
     def api_predict():
-        return flask.jsonify(run_upload())
+        media = flask.request.values.get("media", "") in ("1", "true", "yes")
+        result = run_upload(media=media)
+        if "media" in result:
+            result["media"] = {k: result["media"][k] for k in ("overlay", "strip", "timeline",
+                                                               "windows", "expires_in_s")}
+        return flask.jsonify(result)
 
     @web.errorhandler(UploadError)
     def upload_error(e: UploadError):
@@ -383,7 +630,8 @@ def parse_frame_size(text: str | None) -> tuple[int, int] | None:
 
 
 def serve(workdir: str, *, checkpoint: str = "best", host: str = "127.0.0.1", port: int = 8080,
-          max_upload_mb: float = 50.0, frame_size: tuple[int, int] | None = None) -> int:
+          max_upload_mb: float = 50.0, frame_size: tuple[int, int] | None = None,
+          window: float = 2.0, hop: float = 1.0, keep_minutes: float = 10.0) -> int:
     """Loads the model of ``workdir`` and serves it until SIGINT (Ctrl-C) or SIGTERM; returns
     the exit status (130 or 143), its uploads and temporary files removed."""
     from werkzeug.serving import make_server
@@ -405,7 +653,8 @@ def serve(workdir: str, *, checkpoint: str = "best", host: str = "127.0.0.1", po
             predictor = predict.Predictor.from_workdir(workdir, checkpoint=checkpoint,
                                                        frame_size=frame_size)
             web = create_app(predictor, max_upload_mb=max_upload_mb,
-                             model_name=run.model_name)
+                             model_name=run.model_name, window=window, hop=hop,
+                             keep_minutes=keep_minutes)
             try:
                 server = make_server(host, port, web, threaded=True)
             except SystemExit:  # Werkzeug's own exit when the port was taken meanwhile
@@ -445,6 +694,11 @@ def main(argv):
     if not 0 <= FLAGS.port <= 65535:
         print(f"error: --port must be from 0 to 65535, got {FLAGS.port}", file=sys.stderr)
         return 2
+    for name in ("window", "hop", "keep_minutes"):
+        if not FLAGS[name].value > 0:
+            print(f"error: --{name} must be positive, got {FLAGS[name].value:g}",
+                  file=sys.stderr)
+            return 2
     try:
         frame_size = parse_frame_size(FLAGS.frame_size)
     except ValueError as e:
@@ -452,7 +706,8 @@ def main(argv):
         return 2
     try:
         return serve(FLAGS.workdir, checkpoint=FLAGS.checkpoint, host=FLAGS.host,
-                     port=FLAGS.port, max_upload_mb=FLAGS.max_upload_mb, frame_size=frame_size)
+                     port=FLAGS.port, max_upload_mb=FLAGS.max_upload_mb, frame_size=frame_size,
+                     window=FLAGS.window, hop=FLAGS.hop, keep_minutes=FLAGS.keep_minutes)
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -25,6 +25,8 @@ import os
 import re
 import tempfile
 
+from pipeline import cli
+from pipeline.progress import Progress
 from trainers import saved_model
 
 TFLITE_FILE = "model.tflite"
@@ -53,7 +55,7 @@ def first_line(error: Exception) -> str:
 # Conversion.
 # --------------------------------------------------------------------------
 def _converter(saved_model_dir: str, quantize: str, *, modality: str, representative=None,
-               select_tf_ops: bool = False):
+               select_tf_ops: bool = False, stream=None):
     import numpy as np
     import tensorflow as tf
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, [saved_model.SIGNATURE])
@@ -66,8 +68,13 @@ def _converter(saved_model_dir: str, quantize: str, *, modality: str, representa
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: (
-            [np.asarray(x, np.float32)[None]] for x in representative)
+        def calibration():
+            with Progress(len(representative), "calibrate", unit="clips",
+                          stream=stream) as bar:
+                for i, x in enumerate(representative, 1):
+                    yield [np.asarray(x, np.float32)[None]]
+                    bar.update(i)
+        converter.representative_dataset = calibration
         converter.inference_input_type = tf.int8 if modality == "keypoints" else tf.uint8
         converter.inference_output_type = tf.int8
     return converter
@@ -87,10 +94,12 @@ def convert_tflite(model, path: str, quantize: str, *, modality: str, representa
         x, min=0.0, max=255.0, num_bits=8), training=False)) if pixels else None
     with tempfile.TemporaryDirectory(prefix="actionflow_export_") as tmp:
         saved_model.write_saved_model(twin, tmp, shape, dtype, batch=1, network=network)
-        converter = _converter(tmp, quantize, modality=modality, representative=representative,
-                               select_tf_ops=select_tf_ops)
         try:
-            flatbuffer = converter.convert()
+            with cli.native_stderr_quiet() as stream:
+                converter = _converter(tmp, quantize, modality=modality,
+                                       representative=representative,
+                                       select_tf_ops=select_tf_ops, stream=stream)
+                flatbuffer = converter.convert()
         except Exception as e:   # ConverterError and friends: report the converter's reason
             ops = f"builtin {'int8 ' if int8 else ''}operators" + (
                 " and TensorFlow operators" if select_tf_ops else "")

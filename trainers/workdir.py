@@ -7,17 +7,33 @@ workdir holds (see ``trainers/train.py``)::
     run = workdir.open_run("runs/demo")
     model = run.load_model("best")          # best | last | a path to a .keras file
     run.config.data.num_frames, run.classes, run.info["modality"]
+
+A workdir belongs to one experiment: the first run writes ``fingerprint.json`` (model
+family, input shape, classes, build) and a later run whose fingerprint differs is refused
+(``check_experiment``) unless it asks to start afresh (``clear_outputs``). The build is
+recorded as an absolute path (or a gs:// / s3:// URL), so a run is read from any folder;
+a workdir copied to another machine is pointed at the build's new place with::
+
+    python -m trainers.workdir relocate runs/demo /data/records/ucf101/demo
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import shutil
+import sys
 from typing import Any
 
 import ml_collections
 
 CHECKPOINTS = ("best", "last")
+FINGERPRINT = "fingerprint.json"
+# What a run writes into its workdir; an experiment started afresh removes them all.
+OUTPUTS = ("checkpoints", "backup", "history.csv", "tensorboard", "curves.png", "result.json",
+           "eval", "export", "STOP", "config.json", "classes.json", "dataset_info.json",
+           FINGERPRINT)
+WORKER_PREFIX = "workertemp_"      # another worker's copies (trainers.multiworker.worker_dir)
 
 
 class RunError(ValueError):
@@ -90,3 +106,181 @@ def open_run(workdir: str) -> Run:
     cfg = ml_collections.ConfigDict(config)
     cfg.lock()
     return Run(workdir=workdir, config=cfg, classes=tuple(classes), info=info)
+
+
+# --------------------------------------------------------------------------
+# Where the build is.
+# --------------------------------------------------------------------------
+def is_url(path: str) -> bool:
+    """gs://, s3:// and other scheme paths: left as they are."""
+    return "://" in path
+
+
+def absolute_build(path: str) -> str:
+    """A build path as a run records it: absolute (resolved against the current folder),
+    or the URL unchanged."""
+    if not path or is_url(path):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def missing_build_hint(workdir: str) -> str:
+    """What to do when the build a run recorded is not where it says."""
+    return (f"if the build has moved (say, the workdir was copied from another machine), "
+            f"point the run at its new place: python -m trainers.workdir relocate {workdir} "
+            "NEW_BUILD_DIR")
+
+
+# --------------------------------------------------------------------------
+# One experiment per workdir.
+# --------------------------------------------------------------------------
+def fingerprint(model_name: str, input_shape, classes, build_dir: str) -> dict:
+    """What makes two runs the same experiment (train.epochs and the optimiser's settings
+    may change between starts; these may not)."""
+    return {"model_name": model_name, "input_shape": [int(n) for n in input_shape],
+            "classes": list(classes), "build_dir": build_dir}
+
+
+def recorded_fingerprint(workdir: str) -> dict | None:
+    """The fingerprint of the experiment ``workdir`` holds: ``fingerprint.json``, or for a
+    workdir written before runs recorded one, what its config.json and classes.json say
+    (no input shape). None when it holds no run."""
+    try:
+        with open(os.path.join(workdir, FINGERPRINT)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(workdir, "config.json")) as f:
+            config = json.load(f)
+        with open(os.path.join(workdir, "classes.json")) as f:
+            classes = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return {"model_name": config.get("model_name"), "classes": classes,
+            "build_dir": absolute_build((config.get("data") or {}).get("build_dir", ""))}
+
+
+def leftovers(workdir: str) -> list[str]:
+    """The run outputs present in ``workdir`` (``OUTPUTS`` and other workers' folders)."""
+    if not os.path.isdir(workdir):
+        return []
+    return sorted(name for name in os.listdir(workdir)
+                  if name in OUTPUTS or name.startswith(WORKER_PREFIX))
+
+
+def _shown(value) -> str:
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        names = ", ".join(value[:4]) + (", ..." if len(value) > 4 else "")
+        return f"{len(value)} classes ({names})"
+    if isinstance(value, list):
+        return "(" + ", ".join(str(v) for v in value) + ")"
+    return str(value)
+
+
+def check_experiment(workdir: str, new: dict) -> None:
+    """Refuses (RunError, one line naming what differs) to train the experiment ``new``
+    (``fingerprint``) into a workdir that holds another one."""
+    old = recorded_fingerprint(workdir)
+    if old is None:
+        # Another worker's folder may appear before the chief gets here: not an output.
+        found = [n for n in leftovers(workdir) if not n.startswith(WORKER_PREFIX)
+                 and n not in ("config.json", "classes.json", "dataset_info.json")]
+        if found:
+            raise RunError(f"{workdir} holds outputs of an earlier run ({', '.join(found)}) "
+                           "but no record of its experiment: use another --workdir, or pass "
+                           "--config.train.overwrite=True to delete them and start afresh")
+        return
+    differ = [key for key in ("model_name", "input_shape", "classes", "build_dir")
+              if key in old and key in new and old[key] != new[key]]
+    if not differ:
+        return
+    what = "; ".join(f"{key} {_shown(old[key])} there, {_shown(new[key])} now"
+                     for key in differ)
+    hint = (f" (a build that moved: python -m trainers.workdir relocate {workdir} "
+            f"{new['build_dir']})" if differ == ["build_dir"] else "")
+    raise RunError(f"{workdir} holds another experiment: {what}. Use another --workdir, or "
+                   f"pass --config.train.overwrite=True to delete its outputs and start "
+                   f"afresh{hint}")
+
+
+def clear_outputs(workdir: str) -> list[str]:
+    """Removes every run output of ``workdir`` (checkpoints, backup, history, TensorBoard
+    logs, curves, result, evaluations, exports, the recorded config); returns their names.
+    Other files are left alone."""
+    removed = leftovers(workdir)
+    for name in removed:
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    return removed
+
+
+def write_fingerprint(workdir: str, value: dict) -> None:
+    _replace_json(os.path.join(workdir, FINGERPRINT), value)
+
+
+def _replace_json(path: str, data) -> None:
+    """``data`` as indented, key-sorted JSON, written beside ``path`` and renamed into place."""
+    partial = path + ".partial"
+    with open(partial, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(partial, path)
+
+
+# --------------------------------------------------------------------------
+# A build that moved.
+# --------------------------------------------------------------------------
+def relocate(workdir: str, build_dir: str) -> str:
+    """Points the run in ``workdir`` at ``build_dir`` (its build, moved or copied): checks
+    that it holds the run's classes and modality, then records it (absolute) in
+    config.json and fingerprint.json. Returns the path recorded."""
+    from tfrecords import schema
+    run = open_run(workdir)
+    build = absolute_build(build_dir.rstrip("/"))
+    try:
+        info = schema.read_dataset_info(build)
+    except FileNotFoundError:
+        raise RunError(f"no build at {build} (its dataset_info.json is missing)") from None
+    except ValueError as e:
+        raise RunError(f"{build}: {e}") from None
+    if info.get("modality", "video") != run.modality:
+        raise RunError(f"{build} holds {info.get('modality', 'video')} records but the run "
+                       f"trained on {run.modality} records")
+    if tuple(info.get("classes", ())) != run.classes:
+        raise RunError(f"{build} does not have the run's classes in the run's order "
+                       f"({_shown(list(run.classes))} in the run, "
+                       f"{_shown(list(info.get('classes', ())))} there)")
+    config = _read_json(os.path.join(workdir, "config.json"), "the resolved config")
+    config.setdefault("data", {})["build_dir"] = build
+    _replace_json(os.path.join(workdir, "config.json"), config)
+    recorded = recorded_fingerprint(workdir)
+    if os.path.isfile(os.path.join(workdir, FINGERPRINT)) and recorded is not None:
+        write_fingerprint(workdir, {**recorded, "build_dir": build})
+    return build
+
+
+def main(argv: list[str]) -> int:
+    """``relocate WORKDIR BUILD_DIR``; --help prints this module's docstring; a mistake is
+    one line and exit status 2."""
+    from absl import flags
+    from pipeline import cli
+    args = cli.parse(flags.FlagValues(), argv, __name__)[1:]
+    if len(args) != 3 or args[0] != "relocate":
+        print(f"error: expected: relocate WORKDIR BUILD_DIR (got {' '.join(args) or 'nothing'})"
+              "\nRun with --help to see what it does.", file=sys.stderr)
+        return 2
+    try:
+        build = relocate(args[1], args[2])
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"[workdir] {args[1]} now reads its build at {build}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,4 +1,9 @@
-"""Crop, resize and encode one kept frame: the last stage of every clip the build writes."""
+"""Crop, resize and encode one kept frame: the last stage of every clip the build writes.
+
+A stored JPEG that needs no pixel change (no crop, no resize, or one that leaves it as
+it is) is kept as its own bytes instead (``keeps_jpeg``): re-encoding it would cost a
+decode and an encode and lose quality for nothing.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -57,6 +62,53 @@ def output_size(spec: FrameSpec, height: int, width: int) -> tuple[int, int]:
     if spec.resize_shorter:
         scale = spec.resize_shorter / min(height, width)
         return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+    return height, width
+
+
+def jpeg_header(data: bytes) -> tuple[int, int, int, bool] | None:
+    """(height, width, components, has EXIF) from a JPEG's markers without decoding it;
+    None for bytes that are not a readable JPEG header."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    exif = False
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xE1 and data[i + 4:i + 8] == b"Exif":
+            exif = True
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(data[i + 5:i + 7], "big")
+            width = int.from_bytes(data[i + 7:i + 9], "big")
+            return height, width, data[i + 9], exif
+        i += 2 + length
+    return None
+
+
+def keeps_jpeg(data: bytes, spec: FrameSpec) -> tuple[int, int] | None:
+    """(height, width) when the stored frame can be these very bytes: a colour JPEG without
+    EXIF (whose orientation a decoder might apply), that decodes (checked at 1/8 scale,
+    a fraction of a full decode), and that the spec's crop and size leave unchanged;
+    otherwise None (decode and process it)."""
+    if spec.image_format != "jpeg":
+        return None
+    header = jpeg_header(data)
+    if header is None:
+        return None
+    height, width, components, exif = header
+    if components != 3 or exif or height < 1 or width < 1:
+        return None
+    if spec.crop == "center_square" and height != width:
+        return None
+    if output_size(spec, height, width) != (height, width):
+        return None
+    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8) is None:
+        return None
     return height, width
 
 

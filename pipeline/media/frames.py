@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from pipeline.media import files
-from pipeline.media.encode import FrameSpec, output_size, process_frame
+from pipeline.media.encode import FrameSpec, keeps_jpeg, output_size, process_frame
 from pipeline.media.formats import IMAGE_EXTENSIONS, basename, is_image
 from pipeline.media.items import Clip, Item, MediaError
 from pipeline.media.sampling import SamplingSpec, plan_positions
@@ -80,8 +80,7 @@ def list_subfolders(root: str) -> set[str]:
     return names
 
 
-def _read_image(path: str) -> np.ndarray:
-    """Reads and decodes one image to BGR uint8."""
+def _read_bytes(path: str) -> bytes:
     try:
         data = files.read_bytes(path)
     except Exception:
@@ -90,15 +89,25 @@ def _read_image(path: str) -> np.ndarray:
         raise
     if not data:
         raise MediaError("empty_file", f"{path} is 0 bytes")
+    return data
+
+
+def _decode(data: bytes, path: str) -> np.ndarray:
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise MediaError("bad_image", f"OpenCV could not decode {path} as an image")
     return bgr
 
 
-def _out_hw(frame_spec: FrameSpec, bgr: np.ndarray) -> tuple[int, int]:
-    """(height, width) that ``process_frame`` gives this decoded frame."""
-    return output_size(frame_spec, *bgr.shape[:2])
+def load_frame(path: str, spec: FrameSpec) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
+    """(stored bytes, source (height, width), stored (height, width)) of one image file: its
+    own bytes when ``encode.keeps_jpeg`` allows, else decoded, cropped, resized, encoded."""
+    data = _read_bytes(path)
+    kept = keeps_jpeg(data, spec)
+    if kept is not None:
+        return data, kept, kept
+    bgr = _decode(data, path)
+    return process_frame(bgr, spec), bgr.shape[:2], output_size(spec, *bgr.shape[:2])
 
 
 def _frames_of(item: Item) -> list[tuple[int, str]]:
@@ -140,16 +149,15 @@ def decode_frame_folder(item: Item, sampling: SamplingSpec, frame_spec: FrameSpe
         chosen.append(f)
         if f in encoded:
             continue
-        bgr = _read_image(frames[f][1])
-        hw = _out_hw(frame_spec, bgr)
+        data, source_hw, hw = load_frame(frames[f][1], frame_spec)
         if out_hw is None:
-            first_hw, out_hw = bgr.shape[:2], hw
+            first_hw, out_hw = source_hw, hw
         elif hw != out_hw:
             raise MediaError("mixed_frame_sizes",
-                             f"{frames[f][1]} is {bgr.shape[1]}x{bgr.shape[0]}, the clip's first "
+                             f"{frames[f][1]} is {source_hw[1]}x{source_hw[0]}, the clip's first "
                              f"frame {first_hw[1]}x{first_hw[0]}: give --size (or --crop "
                              "center_square with --resize_shorter) to make them uniform")
-        encoded[f] = process_frame(bgr, frame_spec)
+        encoded[f] = data
 
     return Clip(
         frames=[encoded[f] for f in chosen],
@@ -167,14 +175,12 @@ def decode_frame_folder(item: Item, sampling: SamplingSpec, frame_spec: FrameSpe
 
 
 def decode_image(path: str, frame_spec: FrameSpec) -> Clip:
-    """One image as a clip of one frame.
+    """One image as a clip of one frame (its own bytes when ``encode.keeps_jpeg`` allows).
 
     Raises MediaError 'missing_file', 'empty_file' (0 bytes) or 'bad_image'.
     """
-    bgr = _read_image(path)
-    out_h, out_w = _out_hw(frame_spec, bgr)
-    return Clip(frames=[process_frame(bgr, frame_spec)], timestamps_us=[0],
+    data, (src_h, src_w), (out_h, out_w) = load_frame(path, frame_spec)
+    return Clip(frames=[data], timestamps_us=[0],
                 source_indices=[0], fps=0.0, source_num_frames=1, claimed_num_frames=1,
-                height=out_h, width=out_w,
-                source_height=int(bgr.shape[0]), source_width=int(bgr.shape[1]),
+                height=out_h, width=out_w, source_height=int(src_h), source_width=int(src_w),
                 short_policy="none")

@@ -29,7 +29,9 @@ class Item:
     files: for 'frames' and 'keypoints', the per-frame files in frame order
            when the source already knows them (else the worker lists ``path``).
     extra: source-specific details for the worker (e.g. frame numbers,
-           labelled segments), JSON-compatible values only.
+           labelled segments), JSON-compatible values only. A video cut into
+           time segments carries ``extra['segments']``: one dict per record to
+           write (see ``segment``), decoded together in one pass.
     """
     path: str          # full path (local, gs://, s3://)
     video_id: str      # path relative to the data directory, '/'-separated
@@ -77,3 +79,24 @@ class Clip:
     source_width: int
     short_policy: str               # 'none', or the policy that filled a short video
     num_filled: int = 0             # frame folders: missing frame numbers filled with a neighbour
+
+
+def seconds_text(seconds: float) -> str:
+    """A time for an id: at most 3 decimals, no trailing zeros (``12``, ``12.5``)."""
+    text = f"{float(seconds):.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def segment_video_id(video_id: str, start_s: float, end_s: float) -> str:
+    """The id of the record of ``[start_s, end_s)`` of video ``video_id``:
+    ``<video_id>#<start>-<end>`` (seconds), e.g. ``clips/a.mp4#12.5-17``."""
+    return f"{video_id}#{seconds_text(start_s)}-{seconds_text(end_s)}"
+
+
+def segment(start_s: float, end_s: float, label: int, label_text: str, video_id: str,
+            **more) -> dict:
+    """One entry of ``Item.extra['segments']``: the time range ``[start_s, end_s)`` of the
+    item's video and the label and id its record carries (``more``: further JSON-compatible
+    fields, e.g. ``filled_text``)."""
+    return {"start_s": float(start_s), "end_s": float(end_s), "label": int(label),
+            "label_text": label_text, "video_id": video_id, **more}

@@ -85,6 +85,7 @@ PERSON_POLICIES = ("confidence", "largest", "track")
 COORDS = ("xy", "xyc")
 MAX_SEQUENCE_FRAMES = 1_000_000   # frame-number gaps are filled up to this length
 _KNOWN_POINTS = {n.lower() for names in LAYOUTS.values() for n in names}
+_NUMBER_TYPES = {int, float}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,15 +208,13 @@ def _read_frame(path: str) -> list[list[float]]:
         if len(points) not in _LAYOUT_BY_LENGTH:
             raise FrameError("wrong_length", f"person {i} has {len(points)} values; expected "
                               f"{' or '.join(map(str, _LAYOUT_BY_LENGTH))}")
+        if not set(map(type, points)) <= _NUMBER_TYPES:      # no str, bool, list, None
+            raise FrameError("malformed_json", f"person {i} has non-numeric values")
         try:
             values = np.array(points, dtype=np.float64)
         except OverflowError:
             raise FrameError("non_finite", f"person {i} has a number too large for a "
                                            "float") from None
-        except (TypeError, ValueError):
-            values = None
-        if values is None or values.ndim != 1 or any(isinstance(v, (str, bool)) for v in points):
-            raise FrameError("malformed_json", f"person {i} has non-numeric values")
         if not np.isfinite(values).all():
             raise FrameError("non_finite", f"person {i} has NaN or infinite values")
         arrays.append(values)

@@ -16,6 +16,16 @@ so memory per video is bounded by the kept frames, not the video. Container fram
 counts lie (truncated files, edit lists, variable frame rate), so indices are planned
 from the claimed count and checked against the frames really decoded; when they
 disagree the plan is redone with the real count.
+
+A time range (``decode_video(start_s=, end_s=)``, ``decode_segments``, ``grabs(start_ms,
+end_ms)``) reads only the frames timed in ``[start, end)``: the reader notes the first
+frame's time (the zero point of the timing rule), seeks to shortly before ``start``
+(FFmpeg lands on a keyframe at or before it and decodes forward), checks by the decoder's
+time that it landed before ``start`` (else it seeks further back, and at last reads from
+the first frame), and skips the frames before ``start``. So a frame carries the same time
+whether it was reached by seeking or by reading from the start. Several segments of one
+video are cut in one streamed pass from the earliest start to the latest end, each frame
+decoded once and processed once however many segments hold it.
 """
 from __future__ import annotations
 
@@ -32,6 +42,11 @@ from pipeline.media.items import Clip, MediaError
 from pipeline.media.sampling import SamplingSpec, plan_indices, stream_selector
 
 DEFAULT_FPS = 25.0         # the frame period assumed where a container gives no rate
+# A range starting earlier than this is read from the first frame: as cheap as a seek.
+SEEK_FROM_S = 2.0
+# Slack when comparing frame times with range bounds: under half a microsecond, so a frame
+# inside the range is still inside once its time is rounded to microseconds.
+BOUNDARY_MS = 4e-4
 
 
 class Capture:
@@ -54,41 +69,103 @@ class VideoReader(Capture):
     """A local video file, frame by frame: ``grabs()`` yields (index, ms) without
     converting a frame, ``retrieve()`` converts the one just grabbed, ``frames()`` yields
     (index, seconds, BGR frame). A context manager; MediaError('cannot_open') when
-    FFmpeg cannot open the file."""
+    FFmpeg cannot open the file. ``exhausted`` turns true when the file has no more frames
+    (rather than a range having ended)."""
 
     def __init__(self, path: str):
         self.path = path
-        self.cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
-        if not self.cap.isOpened():
-            self.cap.release()
-            raise MediaError("cannot_open", "OpenCV/FFmpeg could not open the file as a video "
-                                            "(not a video, or an unsupported container/codec)")
+        self.exhausted = False
+        self.cap = self._open(path)
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if math.isfinite(fps) and 0 < fps < 1000 else 0.0   # 0: unknown
         claimed = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
         self.claimed = int(claimed) if math.isfinite(claimed) and claimed > 0 else 0
+
+    @staticmethod
+    def _open(path: str) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            raise MediaError("cannot_open", "OpenCV/FFmpeg could not open the file as a video "
+                                            "(not a video, or an unsupported container/codec)")
+        return cap
 
     @property
     def rate(self) -> float:
         """The nominal frame rate, DEFAULT_FPS when the container gives none."""
         return self.fps or DEFAULT_FPS
 
-    def grabs(self) -> Iterator[tuple[int, float]]:
-        """Yields (index, timestamp in ms relative to the first frame), increasing."""
+    def grabs(self, start_ms: float = 0.0,
+              end_ms: float = math.inf) -> Iterator[tuple[int, float]]:
+        """Yields (index, timestamp in ms relative to the first frame), increasing.
+
+        With a range, only the frames timed in [start_ms, end_ms): a range starting at
+        ``SEEK_FROM_S`` or later is reached by seeking (see the module's docstring), an
+        earlier one by reading from the first frame. After a seek, indices are the
+        decoder's frame numbers (exact for constant-rate files; time x nominal rate where
+        the rate varies); times follow the one rule either way.
+        """
+        if start_ms <= 0 and end_ms == math.inf:
+            yield from self._timed()
+            return
+        landed = self._seek_before(start_ms) if start_ms >= SEEK_FROM_S * 1000 else None
+        for index, t in (self._timed(*landed) if landed else self._timed()):
+            if t >= end_ms - BOUNDARY_MS:
+                return
+            if t >= start_ms - BOUNDARY_MS:
+                yield index, t
+
+    def _timed(self, first: float | None = None, index: int = 0,
+               pending: float | None = None) -> Iterator[tuple[int, float]]:
+        """The one timing rule over the frames from here: (index, ms since the first
+        frame). ``first`` is the first frame's decoder time when it was read before (a
+        seek), ``pending`` the decoder time of a frame already grabbed, numbered ``index``."""
         step = 1000.0 / self.rate
-        first = None
         prev = -math.inf
-        i = 0
-        while self.cap.grab():
-            t = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+        while True:
+            if pending is not None:
+                t, pending = pending, None
+            elif self.cap.grab():
+                t = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+            else:
+                self.exhausted = True
+                return
             if first is None:
                 first = t if math.isfinite(t) else 0.0
             t = t - first if math.isfinite(t) else prev + step
             if t <= prev:          # some containers report 0 or repeat at the end
                 t = prev + step
             prev = t
-            yield i, t
-            i += 1
+            yield index, t
+            index += 1
+
+    def _seek_before(self, start_ms: float) -> tuple[float, int, float] | None:
+        """Puts the reader on a frame timed before ``start_ms`` by seeking: returns (the
+        first frame's decoder time, the landed frame's index, its decoder time), the landed
+        frame grabbed; or None, the file opened again at its start, when no seek landed
+        before ``start_ms`` (a file that seeks late or not at all is read from the start)."""
+        if not self.cap.grab():
+            return self._reopen()
+        first = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+        if not math.isfinite(first):
+            return self._reopen()
+        period = 1000.0 / self.rate
+        for back in (2 * period, 1000.0, 5000.0):      # landed late: seek further back
+            target = start_ms - back
+            if target < period:
+                break
+            if not self.cap.set(cv2.CAP_PROP_POS_MSEC, first + target) or not self.cap.grab():
+                break
+            raw = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+            index = int(round(self.cap.get(cv2.CAP_PROP_POS_FRAMES))) - 1
+            if math.isfinite(raw) and index > 0 and 0 < raw - first < start_ms - BOUNDARY_MS:
+                return first, index, raw
+        return self._reopen()
+
+    def _reopen(self) -> None:
+        self.cap.release()
+        self.cap = self._open(self.path)
+        return None
 
     def retrieve(self) -> np.ndarray:
         """The BGR frame last grabbed."""
@@ -97,9 +174,11 @@ class VideoReader(Capture):
             raise MediaError("decode_failed", "a grabbed frame could not be decoded")
         return frame
 
-    def frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
-        """Yields (index, seconds, BGR frame) of every frame."""
-        for index, t in self.grabs():
+    def frames(self, start_s: float = 0.0,
+               end_s: float = math.inf) -> Iterator[tuple[int, float, np.ndarray]]:
+        """Yields (index, seconds, BGR frame) of every frame (of those timed in [start_s,
+        end_s) when given)."""
+        for index, t in self.grabs(start_s * 1000.0, end_s * 1000.0):
             yield index, t / 1000.0, self.retrieve()
 
     def __iter__(self):
@@ -175,13 +254,21 @@ def local_copy(path: str) -> files.local_copy:
 
 
 def decode_video(path: str, sampling: SamplingSpec, frame_spec: FrameSpec,
-                 truncation_tolerance: float = 0.05) -> Clip:
+                 truncation_tolerance: float = 0.05, start_s: float | None = None,
+                 end_s: float | None = None) -> Clip:
     """Decodes one video file into a Clip (path may be remote: copied to a temp file).
 
     A video whose frames fall short of what its container declares by more
     than ``truncation_tolerance`` (see ``_check_truncation``) is rejected as
-    truncated; 1.0 accepts any shortfall.
+    truncated; 1.0 accepts any shortfall. With ``start_s`` and/or ``end_s`` only the
+    frames timed in [start_s, end_s) are read (``decode_segments``), reached by seeking.
     """
+    if start_s is not None or end_s is not None:
+        result = decode_segments(path, [(start_s or 0.0, end_s)], sampling, frame_spec,
+                                 truncation_tolerance)[0]
+        if isinstance(result, MediaError):
+            raise result
+        return result
     with local_copy(path) as local:
         if os.path.getsize(local) == 0:
             raise MediaError("empty_file", "the file is 0 bytes")
@@ -228,3 +315,167 @@ def _require_frames(result: _Pass):
     if result.n == 0:
         raise MediaError("no_frames", "the file opened but no frame could be decoded "
                                       "(truncated or corrupt)")
+
+
+# --------------------------------------------------------------------------
+# Time ranges: segments of a video, cut in one streamed pass.
+# --------------------------------------------------------------------------
+class _Span:
+    """What one pass saw of one segment [start_ms, end_ms): its frames counted from 0
+    (``n``), the kept ones (segment frame number -> (encoded, ms, source index))."""
+
+    def __init__(self, start_ms: float, end_ms: float, keep: Callable[[int, float], bool]):
+        self.start_ms, self.end_ms, self.keep = start_ms, end_ms, keep
+        self.kept: dict[int, tuple[bytes, float, int]] = {}
+        self.n = 0
+        self.first_ms = self.last_ms = 0.0
+        self.src_hw = (0, 0)
+
+    def holds(self, t: float) -> bool:
+        return self.start_ms - BOUNDARY_MS <= t < self.end_ms - BOUNDARY_MS
+
+
+def _spans_pass(path: str, spans: list[_Span], spec: FrameSpec) -> VideoReader:
+    """One streamed pass from the earliest start to the latest end of ``spans``, each frame
+    retrieved and processed once, however many spans keep it; returns the (closed) reader
+    (its ``fps``, ``claimed`` and ``exhausted``)."""
+    lo = min(s.start_ms for s in spans)
+    hi = max(s.end_ms for s in spans)
+    with VideoReader(path) as reader:
+        for index, t in reader.grabs(lo, hi):
+            encoded, hw = None, (0, 0)
+            for span in spans:
+                if not span.holds(t):
+                    continue
+                j = span.n
+                span.n += 1
+                if j == 0:
+                    span.first_ms = t
+                span.last_ms = t
+                if span.keep(j, t - span.start_ms):
+                    if encoded is None:
+                        bgr = reader.retrieve()
+                        hw = bgr.shape[:2]
+                        encoded = process_frame(bgr, spec)
+                    span.kept[j] = (encoded, t, index)
+                    span.src_hw = hw
+    return reader
+
+
+def _estimated_count(start_ms: float, end_ms: float, rate: float, claimed: int) -> int:
+    """Frames a segment should hold by the container's rate and count (a plan's first
+    guess, checked against the frames really decoded)."""
+    first = math.ceil(start_ms * rate / 1000.0 - 1e-6)
+    last = (end_ms * rate / 1000.0) if math.isfinite(end_ms) else math.inf
+    if claimed:
+        last = min(last, claimed)
+    if not math.isfinite(last):
+        return 0
+    return max(0, math.ceil(last - 1e-6) - first)
+
+
+def _span_keep(sampling: SamplingSpec, estimate: int) -> Callable[[int, float], bool]:
+    if not sampling.needs_count:
+        return stream_selector(sampling)
+    try:
+        wanted = set(plan_indices(sampling, estimate)[0])
+    except MediaError:          # the estimate may be wrong: decide on the real count
+        wanted = set()
+    return lambda j, t: j in wanted
+
+
+def _bounds(start_ms: float, end_ms: float) -> str:
+    end = f"{end_ms / 1000:.3f}" if math.isfinite(end_ms) else "end"
+    return f"[{start_ms / 1000:.3f}, {end}) s"
+
+
+def _span_clip(local: str, span: _Span, reader: VideoReader, sampling: SamplingSpec,
+               spec: FrameSpec, estimate: int, tolerance: float) -> Clip:
+    """The Clip of one segment after its pass (a second pass over the segment alone when
+    its planned frame count was wrong)."""
+    declared_end = (reader.claimed * 1000.0 / reader.fps if reader.claimed and reader.fps
+                    else 0.0)
+    if span.n == 0:
+        if reader.exhausted and span.start_ms < (1.0 - tolerance) * declared_end:
+            raise MediaError("truncated", f"no frame is timed in "
+                                          f"{_bounds(span.start_ms, span.end_ms)} though the "
+                                          f"container declares {declared_end / 1000:.2f}s: "
+                                          "truncated or damaged file")
+        raise MediaError("empty_segment", "no frame is timed in "
+                                          f"{_bounds(span.start_ms, span.end_ms)} (the segment "
+                                          "lies outside the video)")
+    if sampling.needs_count:
+        order, policy = plan_indices(sampling, span.n)
+        if not set(order) <= span.kept.keys():
+            wanted = set(order)
+            again = _Span(span.start_ms, span.end_ms, lambda j, t: j in wanted)
+            _spans_pass(local, [again], spec)
+            if again.n != span.n or not set(order) <= again.kept.keys():
+                raise MediaError("unstable_decode", f"two decode passes gave {span.n} and "
+                                                    f"{again.n} frames in "
+                                                    f"{_bounds(span.start_ms, span.end_ms)}")
+            span = again
+    else:
+        order, policy = sorted(span.kept), "none"
+    period = 1000.0 / reader.rate
+    if reader.exhausted and declared_end:
+        expected = min(span.end_ms, declared_end) - span.start_ms
+        decoded = span.last_ms + period - span.start_ms
+        if expected - decoded > period and decoded < (1.0 - tolerance) * expected:
+            raise MediaError("truncated", f"the frames of {_bounds(span.start_ms, span.end_ms)} "
+                                          f"stop at {(span.last_ms + period) / 1000:.2f}s, the "
+                                          f"container declares {declared_end / 1000:.2f}s: "
+                                          "truncated or damaged file")
+    fps = reader.fps
+    if span.n >= 2 and span.last_ms > span.first_ms:
+        measured = (span.n - 1) * 1000.0 / (span.last_ms - span.first_ms)
+        if not (fps and abs(measured - fps) <= 0.05 * fps):
+            fps = measured
+    out_h, out_w = output_size(spec, *span.src_hw)
+    return Clip(
+        frames=[span.kept[j][0] for j in order],
+        timestamps_us=[int(round(span.kept[j][1] * 1000)) for j in order],
+        source_indices=[span.kept[j][2] for j in order],
+        fps=fps,
+        source_num_frames=span.n,
+        claimed_num_frames=estimate,
+        height=out_h, width=out_w,
+        source_height=int(span.src_hw[0]), source_width=int(span.src_hw[1]),
+        short_policy=policy,
+    )
+
+
+def decode_segments(path: str, segments: list[tuple[float, float]], sampling: SamplingSpec,
+                    frame_spec: FrameSpec,
+                    truncation_tolerance: float = 0.05) -> list[Clip | MediaError]:
+    """Decodes segments ``[(start_s, end_s), ...]`` of one video in one streamed pass (from
+    the earliest start, reached by seeking, to the latest end): one Clip per segment of the
+    frames timed in [start_s, end_s), sampled by ``sampling`` as if the segment were the
+    whole video, or the MediaError of that segment (``empty_segment``, ``too_short``,
+    ``truncated``, ...). Timestamps and source indices stay those of the whole video.
+    Raises MediaError for the file itself (missing, empty, cannot be opened)."""
+    with local_copy(path) as local:
+        if os.path.getsize(local) == 0:
+            raise MediaError("empty_file", "the file is 0 bytes")
+        with VideoReader(local) as probe:
+            rate, claimed = probe.rate, probe.claimed
+        results: list[Clip | MediaError | None] = [None] * len(segments)
+        spans: dict[int, tuple[_Span, int]] = {}
+        for k, (start_s, end_s) in enumerate(segments):
+            start_ms = 1000.0 * start_s
+            end_ms = 1000.0 * end_s if end_s is not None else math.inf
+            if not (0 <= start_ms < end_ms):
+                results[k] = MediaError("bad_segment", f"{_bounds(start_ms, end_ms)} is no "
+                                                       "time range (start >= 0 and end > start)")
+                continue
+            estimate = _estimated_count(start_ms, end_ms, rate, claimed)
+            spans[k] = (_Span(start_ms, end_ms, _span_keep(sampling, estimate)), estimate)
+        if spans:
+            reader = _spans_pass(local, [span for span, _ in spans.values()], frame_spec)
+            for k, (span, estimate) in spans.items():
+                try:
+                    results[k] = _span_clip(local, span, reader, sampling, frame_spec,
+                                            estimate, truncation_tolerance)
+                except MediaError as e:
+                    results[k] = e
+    return results

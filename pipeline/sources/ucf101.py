@@ -10,12 +10,27 @@ action types: Human-Object Interaction (20 classes), Body-Motion Only (16),
 Human-Human Interaction (5), Playing Musical Instruments (10) and Sports (50).
 ``ACTION_GROUPS`` holds them, spelt as in ``classInd.txt``; the build writes them into
 ``dataset_info.json`` (``class_groups``) and the evaluation reports each type's accuracy.
+
+The videos may be in class folders (``UCF-101/<Class>/v_*.avi``, as in ``UCF101.rar``) or
+all in one folder (``UCF101/v_*.avi``, the download TensorFlow Datasets uses); the lists
+are the same official ones either way.
+
+UCF101 publishes train and test only. ``--val_fraction`` holds out whole groups of the
+train split as 'val': the clips ``v_<Class>_g<NN>_c<MM>`` of one group are cut from one
+long video, so a validation split of single clips would hold near copies of training
+clips. In each class the first ``round(fraction x its train groups)`` groups, ordered by
+a stable hash of the group name (``base.held_out_per_class``), become 'val': the same
+groups on every machine and run. The test split stays the official one.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
+
 from pipeline.media.files import exists, join, read_text
 from pipeline.media.items import Item, Problem
-from pipeline.sources.base import Listing, SourceError, SourceOptions, list_files
+from pipeline.sources.base import (Listing, SourceError, SourceOptions, check_fractions,
+                                   held_out_per_class, list_files)
 
 NAME = "ucf101"
 DEFAULT_SUBDIR = "ucf101"
@@ -31,6 +46,9 @@ LAYOUT = """\
     ApplyEyeMakeup/
       v_ApplyEyeMakeup_g01_c01.avi
       ...
+or, as TensorFlow Datasets downloads it (UCF101_videos.zip and the same lists):
+  UCF101/v_ApplyEyeMakeup_g01_c01.avi ...   (all videos in one folder)
+  ucfTrainTestlist/classInd.txt, trainlist01.txt ...
 """
 
 ACTION_GROUPS: dict[str, tuple[str, ...]] = {
@@ -89,7 +107,12 @@ def class_groups(classes) -> dict[str, list[str]] | None:
 
 _LIST_DIRS = ("ucfTrainTestlist", "")
 _VIDEO_DIRS = ("UCF-101", "", "videos")
+# Where the videos may be, in the order looked at: (folder, 2 = in class folders, 1 = all
+# in that folder). UCF101/ before the class folders directly in <data_dir>, which it
+# would look like.
+_VIDEO_ROOTS = (("UCF-101", 2), ("UCF101", 1), ("", 2), ("videos", 2), ("", 1), ("videos", 1))
 _SPLIT_FILES = (("train", "trainlist0{}.txt"), ("test", "testlist0{}.txt"))
+_GROUP = re.compile(r"^v_(.+)_g(\d+)_c\d+$", re.IGNORECASE)
 
 
 def _error(message: str) -> SourceError:
@@ -110,14 +133,39 @@ def _find_list_dir(data_dir: str) -> str:
     raise _error(f"missing {join(data_dir, 'ucfTrainTestlist', 'classInd.txt')}")
 
 
-def _find_video_root(data_dir: str) -> tuple[str, list[str]]:
-    """Returns the first candidate video root that has videos, and its files."""
-    for name in _VIDEO_DIRS:
+def _find_video_root(data_dir: str) -> tuple[str, list[str], bool]:
+    """Returns the first candidate video root that has videos, its files, and whether they
+    lie in one folder (no class folders)."""
+    for name, depth in _VIDEO_ROOTS:
         root = _sub(data_dir, name)
-        files = list_files(root)
+        files = list_files(root, depth=depth)
+        if depth == 1:
+            files = [rel for rel in files if rel.lower().startswith("v_")]
         if files:
-            return root, files
-    return join(data_dir, _VIDEO_DIRS[0]), []
+            return root, files, depth == 1
+    return join(data_dir, _VIDEO_DIRS[0]), [], False
+
+
+def group_of_video(name: str) -> str:
+    """The group a UCF101 clip was cut from, ``v_<Class>_g<NN>`` lower-cased (the clips of a
+    group come from one long video), from its file name; the name itself when it is not
+    spelt that way."""
+    stem = name.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    match = _GROUP.match(stem)
+    return (f"v_{match.group(1)}_g{int(match.group(2)):02d}" if match else stem).lower()
+
+
+def hold_out_groups(items: list[Item], fraction: float) -> list[Item]:
+    """The items with whole groups of the train split moved to 'val'
+    (``base.held_out_per_class``)."""
+    by_class: dict[str, set[str]] = {}
+    for item in items:
+        if item.split == "train":
+            by_class.setdefault(item.label_text.lower(), set()).add(group_of_video(item.path))
+    held = held_out_per_class(by_class, fraction)
+    return [dataclasses.replace(item, split="val")
+            if item.split == "train" and group_of_video(item.path) in held else item
+            for item in items]
 
 
 def _read_classes(path: str) -> list[str]:
@@ -139,6 +187,10 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
     """Lists the train and test videos of split ``options.split_id`` (1..3)."""
     if options.split_id not in (1, 2, 3):
         raise SourceError(f"UCF101 has splits 1, 2 and 3; got --split_id={options.split_id}")
+    if options.test_fraction:
+        raise SourceError("UCF101 has an official test split: --test_fraction does not apply "
+                          "(--val_fraction holds out whole groups of the train split)")
+    check_fractions(options.val_fraction)
     list_dir = _find_list_dir(data_dir)
     classes = _read_classes(join(list_dir, "classInd.txt"))
     label_of = {name.lower(): i for i, name in enumerate(classes)}
@@ -150,7 +202,7 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
             raise _error(f"missing {path}")
         split_texts.append((split, path, read_text(path)))
 
-    video_root, files = _find_video_root(data_dir)
+    video_root, files, flat = _find_video_root(data_dir)
     on_disk = {rel.lower(): rel for rel in files}
     items, problems = [], []
     for split, list_path, text in split_texts:
@@ -159,8 +211,9 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
             if not parts:
                 continue
             listed = parts[0].replace("\\", "/")
-            real = on_disk.get(listed.lower())
-            path = join(video_root, real or listed)
+            name = listed.rsplit("/", 1)[-1] if flat else listed
+            real = on_disk.get(name.lower())
+            path = join(video_root, real or name)
             if "/" not in listed:
                 problems.append(Problem(path, "list", "bad_split_line",
                                         f"{list_path}: {line.strip()!r}", split))
@@ -178,5 +231,13 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
     if not items:
         raise _error(f"empty dataset: no video listed in split {options.split_id} was found "
                      f"under {video_root} ({len(problems)} listed entries had problems)")
-    return Listing(classes=classes, items=items, problems=problems, splits=("train", "test"),
+    splits = ("train", "test")
+    if options.val_fraction > 0:
+        items = hold_out_groups(items, options.val_fraction)
+        held = {group_of_video(it.path) for it in items if it.split == "val"}
+        problems = [dataclasses.replace(p, split="val")
+                    if p.split == "train" and group_of_video(p.path) in held else p
+                    for p in problems]
+        splits = ("train", "val", "test")
+    return Listing(classes=classes, items=items, problems=problems, splits=splits,
                    class_groups=class_groups(classes))
