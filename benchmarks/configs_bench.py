@@ -436,7 +436,7 @@ def main() -> int:
                     "(default: a new folder in $TMPDIR)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per command")
     args = ap.parse_args()
-    command = "python benchmarks/configs_bench.py " + shlex.join(sys.argv[1:])
+    command = " ".join(["python benchmarks/configs_bench.py", shlex.join(sys.argv[1:])]).strip()
 
     configs = find_configs()
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(configs)
@@ -474,7 +474,11 @@ def main() -> int:
             stand_ins[dataset] = STAND_INS[dataset](data_root / dataset)
             data_s[dataset] = time.perf_counter() - t
             log(f"stand-in {dataset}: {stand_ins[dataset]['what']} ({data_s[dataset]:.1f} s)")
-        rows.append(bench_config(name, configs[name], stand_ins[dataset], base, args.timeout))
+        t, busy, own = time.perf_counter(), cpu_busy_s(), own_cpu_s()
+        row = bench_config(name, configs[name], stand_ins[dataset], base, args.timeout)
+        other = (cpu_busy_s() - busy) - (own_cpu_s() - own)
+        row["other_pct"] = 100 * other / ((time.perf_counter() - t) * (os.cpu_count() or 1))
+        rows.append(row)
     run_s = time.perf_counter() - start_wall
     other_s = (cpu_busy_s() - start_busy) - (own_cpu_s() - start_own)
     load_end = os.getloadavg()
@@ -483,8 +487,8 @@ def main() -> int:
     print(f"{datetime.date.today().isoformat()}, {platform.node() or 'this machine'}: "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}; work dir {base}\n")
     print("| config | build s | train s | evaluate s | total s | val metric (result.json) "
-          "| eval metric (eval/<split>/metrics.json) |")
-    print("|---|---|---|---|---|---|---|")
+          "| eval metric (eval/<split>/metrics.json) | other load |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         s = row["steps"]
         cells = [f"`{row['config']}`"] + [_num(s.get(k), "{:.0f}")
@@ -494,9 +498,13 @@ def main() -> int:
             cells += [f"FAILED: {row['error']}", ""]
         else:
             cells += [val_metric(row), eval_metric(row)]
+        cells.append(_num(row.get("other_pct"), "{:.0f}%"))
         print("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     print()
     print("Notes:")
+    print("- Other load: the share of the machine's CPU that other processes used while "
+          "that config ran (from /proc/stat less this script's own processes); a row is "
+          "only a clean timing when it is near 0%.")
     print("- Seconds are the wall clock of each whole `python -m ...` subprocess (imports, "
           "Beam / TensorFlow start-up and the final evaluation of the best checkpoint "
           "included); train s includes result.json's own evaluation.")

@@ -15,8 +15,11 @@ accuracy A, loss L (Ts training)``. A is not measured with this code yet: record
 Training flips clips left-right and then swaps Left_Swipe_new and Right_Swipe_new (the class
 names of the gestures build).
 
-``:runlocal`` reads a 16-clip-per-split build, frames resized to 64x64, 2 epochs of 2 steps
-of batch 2 (float32; about 30 s on a 2-core CPU):
+``:runlocal`` reads a 16-clip-per-split build, frames resized to 64x64, 2 epochs of 2 steps of
+batch 2 (float32). Measured in one run of ``benchmarks/configs_bench.py`` (2-core CPU,
+2026-12-01) on a stand-in dataset of synthetic moving-shape clips (5 classes): build 7 s, train
+27 s, evaluate 15 s; val accuracy 0.25 at the best epoch and val top-1 0.25 from
+``trainers.evaluate`` (chance 0.20): smoke-run numbers, not a quality claim:
 
     python -m pipeline.build --dataset gestures --data_dir ~/data/Project_data \
         --output_dir records --sampling indices --indices 3,6,9,11,13,15,17,19,21,24,27 \

@@ -15,8 +15,11 @@ accuracy A, loss L (Ts training)``. A is not measured with this code yet: record
 Conv3D 16-32-64-128 (3x3x3, BatchNorm, ReLU, MaxPool 2x2x2) → Flatten → Dense 128 → Dropout
 0.5 → Dense 5. Training flips clips and then swaps Left_Swipe_new and Right_Swipe_new.
 
-``:runlocal`` reads a 16-clip-per-split build, frames resized to 64x64, 2 epochs of 2 steps
-of batch 2 (float32; about 20 s on a 2-core CPU):
+``:runlocal`` reads a 16-clip-per-split build, frames resized to 64x64, 2 epochs of 2 steps of
+batch 2 (float32). Measured in one run of ``benchmarks/configs_bench.py`` (2-core CPU,
+2026-12-01) on a stand-in dataset of synthetic moving-shape clips (5 classes): build 6 s, train
+25 s, evaluate 16 s; val accuracy 0.25 at the best epoch and val top-1 0.25 from
+``trainers.evaluate`` (chance 0.20): smoke-run numbers, not a quality claim:
 
     python -m pipeline.build --dataset gestures --data_dir ~/data/Project_data \
         --output_dir records --sampling indices --indices 3,6,9,11,13,15,17,19,21,24,27 \

@@ -19,9 +19,12 @@ trained, learning rate 1e-4 so the ImageNet features survive) → BatchNorm → 
 Dropout 0.3 → Flatten → LSTM(16) → Dropout 0.35 → Dense 64 → Dropout 0.4 → Dense 5.
 Training flips clips and then swaps Left_Swipe_new and Right_Swipe_new.
 
-``:runlocal`` reads a 16-clip-per-split build, frames resized to 64x64 (the smallest size
-that leaves MobileNet a 2x2 map to pool), random initial weights (no download), 2 epochs of 2
-steps of batch 2 (float32; about 70 s on a 2-core CPU):
+``:runlocal`` reads a 16-clip-per-split build, frames resized to 64x64 (the smallest size that
+leaves MobileNet a 2x2 map to pool), random initial weights (no download), 2 epochs of 2 steps
+of batch 2 (float32). Measured in one run of ``benchmarks/configs_bench.py`` (2-core CPU,
+2026-12-01) on a stand-in dataset of synthetic moving-shape clips (5 classes): build 6 s, train
+57 s, evaluate 19 s; val accuracy 0.19 at the best epoch and val top-1 0.19 from
+``trainers.evaluate`` (chance 0.20): smoke-run numbers, not a quality claim:
 
     python -m pipeline.build --dataset gestures --data_dir ~/data/Project_data \
         --output_dir records --sampling indices --indices 3,6,9,11,13,15,17,19,21,24,27 \

@@ -34,7 +34,11 @@ cuDNN kernel) → Dense 180 → Dense 45 → Dense 1 sigmoid per frame; the seco
 every LSTM in Bidirectional.
 
 ``:runlocal`` reads an 8-video-per-split build, 30-frame windows, 2 epochs of 2 steps of batch
-2 (float32; about 60 s on a 2-core CPU):
+2 (float32). Measured in one run of ``benchmarks/configs_bench.py`` (2-core CPU, 2026-12-01) on
+a stand-in dataset of the real OpenPose JSON of the 20 soccer kicks in ../shared/fixtures/real,
+1.0-2.0 s of each marked ``tremor``: build 6 s, train 64 s, evaluate 14 s; val frame accuracy
+0.71 at the best epoch and from ``trainers.evaluate`` (answering ``none`` everywhere scores
+0.66): smoke-run numbers, not a quality claim:
 
     python -m pipeline.build --dataset openpose --data_dir ~/data/tremor/openpose \
         --output_dir records --video_dir ~/data/tremor/videos \

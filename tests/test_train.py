@@ -109,7 +109,9 @@ def test_video_families_train_from_records(video_build, tmp_path, name):
 
 
 def test_image_classifier_trains(image_build, tmp_path):
-    config = _config(image_build, "image_classifier", dict(weights=None),
+    # A small backbone: the penalties under test are the dense head's, whatever the backbone.
+    config = _config(image_build, "image_classifier",
+                     dict(backbone="MobileNetV2", alpha=0.35, weights=None),
                      data={"eval_split": "val"},
                      train={"optimizer": "adamax", "class_weights": "balanced"})
     result = _train(config, tmp_path)

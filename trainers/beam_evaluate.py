@@ -77,6 +77,7 @@ def load_checkpoint(uri: str):
         path = os.path.join(tmp, os.path.basename(uri))
         with FileSystems.open(uri) as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst)
+    from trainers.models import _layers         # noqa: F401  (registers FrameWise)
     try:
         return keras.models.load_model(path, compile=False)
     finally:

@@ -181,6 +181,11 @@ def make_input(config, info, *, training: bool, input_context=None,
     once = frames and not training
     ds = reader.make_keypoint_dataset(d.build_dir, split, num_people=people, num_points=points,
                                       num_coords=coords, with_metadata=once, **kwargs)
+    if not (training or input_context is not None or skip_shards):
+        # Windows per sequence vary: count the batches once (keypoints are small), so
+        # Keras reads the split to its end without running out of data.
+        batches = int(ds.reduce(tf.constant(0, tf.int64), lambda count, *_: count + 1))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     binary = binary_frame_output(config, info)
 
     def to_keras(features, target, meta=None):

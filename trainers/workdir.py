@@ -70,6 +70,7 @@ class Run:
     def load_model(self, checkpoint: str = "best"):
         """The Keras model of ``checkpoint`` (float32 policy for inference)."""
         import keras
+        from trainers.models import _layers     # noqa: F401  (registers FrameWise)
         path = self.checkpoint_path(checkpoint)
         try:
             return keras.models.load_model(path, compile=False)

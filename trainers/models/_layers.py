@@ -7,6 +7,29 @@ import keras
 import ml_collections
 
 
+@keras.saving.register_keras_serializable(package="actionflow")
+class FrameWise(keras.layers.TimeDistributed):
+    """``TimeDistributed`` that runs its layer once over every frame of the batch.
+
+    Keras 3's ``TimeDistributed`` unrolls a static time axis: its layer is called once per
+    frame, so a 16-frame clip puts 16 copies of a backbone into the graph (tracing a
+    ResNet152V2 that way takes minutes) and runs 16 small batches. Here the frames are
+    folded into the batch, ``(B, T, ...) → (B*T, ...)``, the layer runs once and the
+    result is unfolded, as Keras 2's ``TimeDistributed`` did. Same weights and outputs
+    (a BatchNormalization inside sees the B*T frames of a step as one batch, again as in
+    Keras 2); checkpoints of either class load into the same network.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or any(d is None for d in inputs.shape[2:]):
+            return super().call(inputs, training=training, mask=mask)
+        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        shape = keras.ops.shape(inputs)
+        frames = keras.ops.reshape(inputs, (-1, *inputs.shape[2:]))
+        outputs = self.layer.call(frames, **kwargs)
+        return keras.ops.reshape(outputs, (shape[0], shape[1], *outputs.shape[1:]))
+
+
 def locked(**fields) -> ml_collections.ConfigDict:
     """A locked ConfigDict from keyword fields (typos in overrides then fail)."""
     config = ml_collections.ConfigDict(fields)
@@ -61,13 +84,12 @@ def dense_stack(x, units: Sequence[int], dropouts: Sequence[float], activation: 
                 time_distributed: bool = False, name: str = "dense"):
     """Dense(units[i], activation) each followed by Dropout(dropouts[i]) when it is > 0.
 
-    With ``time_distributed`` each Dense is wrapped in TimeDistributed (same
+    With ``time_distributed`` each Dense is wrapped in ``FrameWise`` (same
     parameters, applied per frame).
     """
     for i, (n, rate) in enumerate(zip(units, dropouts)):
         if time_distributed:
-            x = keras.layers.TimeDistributed(keras.layers.Dense(n, activation=activation),
-                                             name=f"{name}_{i}")(x)
+            x = FrameWise(keras.layers.Dense(n, activation=activation), name=f"{name}_{i}")(x)
         else:
             x = keras.layers.Dense(n, activation=activation, name=f"{name}_{i}")(x)
         if rate:
@@ -78,7 +100,7 @@ def dense_stack(x, units: Sequence[int], dropouts: Sequence[float], activation: 
 def classifier(x, num_classes: int, activation: str = "softmax", time_distributed: bool = False):
     """The output layer, named "predictions": a Dense computed in float32 (mixed-precision safe)."""
     if time_distributed:
-        return keras.layers.TimeDistributed(
+        return FrameWise(
             keras.layers.Dense(num_classes, activation=activation, dtype="float32"),
             dtype="float32", name="predictions")(x)
     return keras.layers.Dense(num_classes, activation=activation, dtype="float32",

@@ -46,7 +46,7 @@ def build(config: ml_collections.ConfigDict, *, input_shape: tuple,
     """Builds the model for uint8 clips of ``input_shape`` = (T, H, W, C)."""
     input_shape = _layers.check_input_shape(input_shape, 4, "(frames, height, width, channels)")
     inputs, x = _layers.uint8_input(input_shape, config.input_scale, config.input_offset)
-    td = keras.layers.TimeDistributed
+    td = _layers.FrameWise          # TimeDistributed, the frames folded into the batch
     for i, filters in enumerate(config.filters):
         x = td(keras.layers.Conv2D(filters, config.kernel_size, padding=config.padding,
                                    activation=config.conv_activation), name=f"conv_{i}")(x)

@@ -77,7 +77,7 @@ def build(config: ml_collections.ConfigDict, *, input_shape: tuple,
     _backbones.set_trainable_last_n(backbone, config.trainable_last_n)
     scale, offset = _backbones.PREPROCESS[config.backbone]
     inputs, x = _layers.uint8_input(input_shape, scale, offset)
-    td = keras.layers.TimeDistributed
+    td = _layers.FrameWise          # TimeDistributed, the frames folded into the batch
     x = td(backbone, name="backbone")(x)
     if config.feature_batch_norm:
         x = td(keras.layers.BatchNormalization(), name="feature_bn")(x)
