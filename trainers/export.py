@@ -438,12 +438,16 @@ def main(argv):
     when SIGINT / SIGTERM stopped it: the temporary export folder is removed)."""
     with cli.StopSignals() as stops:
         try:
-            settings = _settings(argv)
-            if not FLAGS.verbose:
-                # The converter and the SavedModel writer log every step at INFO; [export]
-                # lines say what happens.
-                logging.set_verbosity(logging.ERROR)
-            export(FLAGS.workdir, FLAGS.format, before_commit=stops.check, **settings)
+            try:
+                settings = _settings(argv)
+                if not FLAGS.verbose:
+                    # The converter and the SavedModel writer log every step at INFO;
+                    # [export] lines say what happens.
+                    logging.set_verbosity(logging.ERROR)
+                export(FLAGS.workdir, FLAGS.format, before_commit=stops.check, **settings)
+            except (ExportError, workdir_lib.RunError):
+                stops.check()   # a stop the converter turned into its own error is a stop
+                raise
         except (ExportError, workdir_lib.RunError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
