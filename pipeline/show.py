@@ -25,13 +25,13 @@ are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import re
 import sys
 from typing import Sequence
 
 from pipeline import cli
+from pipeline.media.drawing import fit, font, text_width
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
 
@@ -261,31 +261,6 @@ def read_examples(build_dir: str, split: str, per_class: int = 3,
 # --------------------------------------------------------------------------
 # Drawing (Pillow, which matplotlib brings; the fonts are matplotlib's DejaVu Sans).
 # --------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def font(size: int, bold: bool = False):
-    import matplotlib
-    from PIL import ImageFont
-    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", name),
-                              size)
-
-
-def text_width(text: str, f) -> int:
-    return int(np.ceil(f.getlength(text)))
-
-
-def fit(text: str, f, width: int) -> str:
-    """``text``, shortened in the middle with an ellipsis until it is at most ``width`` px."""
-    if text_width(text, f) <= width:
-        return text
-    keep = len(text)
-    while keep > 1:
-        keep -= 1
-        head = (keep + 1) // 2
-        short = text[:head] + "…" + text[len(text) - (keep - head):]
-        if text_width(short, f) <= width:
-            return short
-    return "…"
 
 
 def wrap(text: str, f, width: int, max_lines: int) -> list[str]:

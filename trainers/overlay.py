@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from pipeline.media.drawing import fit, font
 from pipeline.media.streams import BOUNDARY_S
 from pipeline.media.video import VideoReader
 
@@ -186,31 +187,6 @@ def window_label_at(windows: list[dict]) -> Callable[[float], str]:
 # --------------------------------------------------------------------------
 # Pictures: frame strips (Pillow, which matplotlib brings; matplotlib's DejaVu Sans).
 # --------------------------------------------------------------------------
-@functools.lru_cache(maxsize=None)
-def font(size: int, bold: bool = False):
-    import matplotlib
-    from PIL import ImageFont
-    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    return ImageFont.truetype(os.path.join(matplotlib.get_data_path(), "fonts", "ttf", name),
-                              size)
-
-
-def text_width(text: str, f) -> int:
-    return int(np.ceil(f.getlength(text)))
-
-
-def fit(text: str, f, width: int) -> str:
-    """``text``, shortened in the middle with an ellipsis until it is at most ``width`` px."""
-    if text_width(text, f) <= width:
-        return text
-    keep = len(text)
-    while keep > 1:
-        keep -= 1
-        head = (keep + 1) // 2
-        short = text[:head] + "…" + text[len(text) - (keep - head):]
-        if text_width(short, f) <= width:
-            return short
-    return "…"
 
 
 def thumbnail(frame: np.ndarray, height: int):
