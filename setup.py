@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "tensorflow-hub==0.16.1",  # imported by Beam's TensorFlow RunInference handler
     "tf-keras==2.17.0",        # needed by tensorflow-hub; the release matching TF 2.17
     "google-crc32c>=1.5,<2",
+    "orjson>=3.9,<4",         # OpenPose JSON: several times the standard parser's speed
     "absl-py>=2.1,<3",
     "ml-collections>=1.0,<2",
     "matplotlib>=3.8,<4",
@@ -60,6 +61,7 @@ setup(
                                       for name, target in COMMANDS.items()]},
     extras_require={
         "test": ["pytest>=8,<10",
+                 "pytest-xdist>=3.5,<4",  # the README's test command runs two files at a time
                  "av>=12,<19",            # writes variable-frame-rate test videos
                  "moto[server]>=5,<6",    # a local S3-compatible server for s3:// tests
                  "boto3>=1.34,<2",

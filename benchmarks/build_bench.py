@@ -20,7 +20,11 @@ Measures, in one run, on this machine:
 6. scaling (``--only scaling``): frames/s of the 16-frame and all-frames builds with 1
    and 2 workers, on the local runner and on a Dask cluster (a scheduler and 1 or 2
    single-threaded workers started here), against decoding alone in 1 and 2 processes;
-7. the listing at scale (``--only listing``): builds of 20,000 and 200,000 empty files
+7. start-up (``--only startup``): where the fixed cost of a build goes: the interpreter,
+   importing Beam, importing the build, and whole one-video builds (in the driver's
+   process as small builds run, with and without Beam's graph type inference, and with 1
+   and 2 worker processes), medians of 5;
+8. the listing at scale (``--only listing``): builds of 20,000 and 200,000 empty files
    (all quarantined, so the figures are the per-item overhead alone): wall time, the
    driver's peak RSS, the size of the job graph, against the graph a ``beam.Create`` of
    the listing would make.
@@ -349,10 +353,10 @@ def main():
     ap.add_argument("--classes", type=int, default=5, help="class folders (default 5)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 10 copies, a 0.1-minute long video")
-    ap.add_argument("--only", choices=["resume", "listing", "scaling"], default=None,
+    ap.add_argument("--only", choices=["resume", "listing", "scaling", "startup"], default=None,
                     help="run one part alone: resume (stop at half-way and rerun), listing "
-                         "(20,000 and 200,000 items) or scaling (1 and 2 workers, local and "
-                         "Dask)")
+                         "(20,000 and 200,000 items), scaling (1 and 2 workers, local and "
+                         "Dask) or startup (where a one-video build's time goes)")
     ap.add_argument("--listing_sizes", default="20000,200000",
                     help="--only listing: the numbers of items (default 20000,200000)")
     args = ap.parse_args()
@@ -380,6 +384,8 @@ def main():
         return report_listing(command, work, [int(n) for n in args.listing_sizes.split(",")])
     if args.only == "scaling":
         return report_scaling(command, work, paths, args.copies)
+    if args.only == "startup":
+        return report_startup(command, work, one_dir)
 
     # 2. Decode-only baseline.
     dec1_frames, dec1_s = decode_only(paths, 1)
@@ -617,6 +623,43 @@ def report_scaling(command: str, work: str, paths: list[str], copies: int):
             f1, f2 = frames / med[runner, mode, 1], frames / med[runner, mode, 2]
             print(f"| {runner} | {mode} | {f1:,.0f} frames/s ({med[runner, mode, 1]:.1f} s) | "
                   f"{f2:,.0f} frames/s ({med[runner, mode, 2]:.1f} s) | {f2 / f1:.2f}× |")
+
+
+def report_startup(command: str, work: str, one_dir: str, repeats: int = 5):
+    def wall(cmd: list[str]) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            r = subprocess.run(cmd, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+            times.append(time.perf_counter() - start)
+            if r.returncode:
+                sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
+        return float(np.median(times))
+
+    out = os.path.join(work, "out", "startup")
+    build = [sys.executable, "-m", "pipeline.build", "--dataset", "folder", "--data_dir",
+             one_dir, "--output_dir", out, "--overwrite", "--progress=false"]
+    rows = [
+        ("python -c pass", wall([sys.executable, "-c", "pass"])),
+        ("python -c 'import apache_beam'", wall([sys.executable, "-c", "import apache_beam"])),
+        ("python -c 'import pipeline.build' (every import of the command)",
+         wall([sys.executable, "-c", "import pipeline.build"])),
+        ("build of 1 video, as run by default (in the driver's process)", wall(build)),
+        ("the same with Beam's graph type inference (--pipeline_type_check)",
+         wall(build + ["--pipeline_type_check"])),
+        ("build of 1 video, 1 worker process", wall(build + [
+            "--direct_running_mode=multi_processing", "--direct_num_workers=1"])),
+        ("build of 1 video, 2 worker processes", wall(build + [
+            "--direct_running_mode=multi_processing", "--direct_num_workers=2"])),
+    ]
+    default = rows[3][1]
+    print(f"$ {command}\n")
+    print(f"One video ({FIXTURE}), all frames; medians of {repeats} runs of each command.\n")
+    print("| Command | Wall | Share of the default 1-video build |")
+    print("|---|---:|---:|")
+    for what, seconds in rows:
+        print(f"| {what} | {seconds:.2f} s | {seconds / default:.2f} |")
 
 
 # The driver's own peak RSS: VmHWM of the driver process, read until it exits.

@@ -16,6 +16,16 @@ REAL = SHARED / "fixtures" / "real"
 def pytest_configure(config):
     config.addinivalue_line("markers", "integration: end-to-end runs of entry points (slower)")
     config.addinivalue_line("markers", "real: reads the real media in ../shared/fixtures/real")
+    config.addinivalue_line("markers", "slow: takes 20 s or more on 2 cores; the files that "
+                            "hold one run first")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files holding a slow test first, each file's tests together and in their order (so a
+    module fixture is made once): with ``-n 2 --dist loadfile`` the long files start early
+    and the short ones fill in around them."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_beam_evaluation_equals_the_single_process_one(three_view_run, tmp_path, capsys):
     run = workdir.open_run(str(three_view_run))

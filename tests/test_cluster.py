@@ -153,6 +153,7 @@ def _reasons(build_dir: pathlib.Path) -> list[tuple[str, str]]:
     return sorted((pathlib.Path(r["path"]).name, r["reason"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_every_engine_builds_the_same_records(engines, corpus, tmp_path):
     builds = {name: _build(corpus, tmp_path / name, "c", args) for name, args in engines.items()}
     local = builds.pop("local")
@@ -179,6 +180,7 @@ def _predictions(out_dir: pathlib.Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_every_engine_evaluates_alike(engines, real_video_run, tmp_path):
     """The Beam evaluation of a run trained on the real soccer videos, on each engine."""
     got = {}

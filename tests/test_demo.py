@@ -20,6 +20,7 @@ VAL_LINE = re.compile(r"^\[demo\] val accuracy of the best epoch: (\d\.\d{3}) \(
                       r"(\d+)\)$", re.M)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_demo_builds_trains_and_reaches_90_percent(tmp_path):
     """The README command exactly: defaults, training included (a few minutes on 2 cores)."""
@@ -95,6 +96,7 @@ def test_demo_builds_trains_and_reaches_90_percent(tmp_path):
     assert len(agree) == 5 * n_test and np.mean(agree) >= 0.95, np.mean(agree)
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_demo_notrain_builds_and_reruns_over_its_output(tmp_path):
     r = run_module("pipeline.demo", f"--output_dir={tmp_path}", "--notrain",

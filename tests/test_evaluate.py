@@ -297,6 +297,7 @@ def test_unlabelled_split_gives_predictions_and_counts_only(known, tmp_path):
                                                        ("u1", "", "Alpha", "")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recorded", [True, False], ids=["class_groups", "older_build"])
 def test_ucf101_action_groups(tmp_path, monkeypatch, recorded):
     classes = [c for g in ucf101.ACTION_GROUPS.values() for c in g]

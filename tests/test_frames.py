@@ -318,3 +318,19 @@ def test_jpegs_that_must_be_decoded_are_decoded(tmp_path):
     with pytest.raises(MediaError) as err:
         frames.decode_image(str(tmp_path / "b.jpg"), FrameSpec())
     assert err.value.reason == "bad_image"
+
+
+def test_only_whole_jpegs_are_kept_as_they_are(tmp_path):
+    """Kept: a header, a scan and the end-of-image marker last. A file cut short, or with
+    bytes after its end, is decoded instead (and refused when it cannot be)."""
+    from pipeline.media.encode import keeps_jpeg
+    rng = np.random.default_rng(1)
+    data = _jpeg(tmp_path / "c.jpg", rng.integers(0, 255, (24, 32, 3), np.uint8))
+    assert keeps_jpeg(data, FrameSpec()) == (24, 32)
+    assert keeps_jpeg(data[:-40], FrameSpec()) is None
+    assert keeps_jpeg(data + b"\x00\x00", FrameSpec()) is None
+    no_scan = data.replace(b"\xff\xda", b"\xff\xfe")
+    assert keeps_jpeg(no_scan, FrameSpec()) is None
+    (tmp_path / "cut.jpg").write_bytes(data[:-40])
+    clip = frames.decode_image(str(tmp_path / "cut.jpg"), FrameSpec())
+    assert clip.frames != [data[:-40]] and (clip.height, clip.width) == (24, 32)

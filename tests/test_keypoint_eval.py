@@ -310,6 +310,7 @@ def _records(build, split):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.real
 def test_trained_ensemble_on_real_openpose(soccer_keypoints, tmp_path):

@@ -479,3 +479,30 @@ def test_real_soccer_records(real_dir):
     assert len(listing.items) == 20
     assert seen_empty == 409          # frames with nobody in them (direct count above)
     assert seen_crowded == 129        # frames with 2 or 3 people: the policy picked one
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("\ufeff" + '{"people": [{"pose_keypoints_2d": [2.5' + ", 0" * 74 + "]}]}", 2.5),
+    ('{"people": [{"pose_keypoints_2d": [' + str(2**70) + ", 0" * 74 + "]}]}", float(2**70)),
+    ('{"people": [{"pose_keypoints_2d": [1e400' + ", 0" * 74 + "]}]}", None),
+    ('{"people": [{"pose_keypoints_2d": [Infinity' + ", 0" * 74 + "]}]}", None),
+    ('{"people": [{"pose_keypoints_2d": [' + "9" * 400 + ", 0" * 74 + "]}]}", None),
+])
+def test_files_the_fast_parser_refuses_read_as_the_standard_one_reads_them(tmp_path, text,
+                                                                          expected):
+    """A byte-order mark, an integer past 64 bits, Infinity: the standard library decides."""
+    path = tmp_path / "a_000000000000_keypoints.json"
+    path.write_text(text, encoding="utf-8")
+    if expected is None:
+        with pytest.raises(kp.FrameError) as e:
+            kp.read_frame(str(path))
+        assert e.value.reason == "non_finite"
+        return
+    values = kp.read_frame(str(path))
+    assert values.shape == (1, 75) and values[0, 0] == expected and not values[0, 1:].any()
+
+
+def test_a_frame_without_people_reads_as_an_empty_array(tmp_path):
+    path = tmp_path / "a_000000000000_keypoints.json"
+    path.write_text(json.dumps({"version": 1.3, "people": []}))
+    assert kp.read_frame(str(path)).size == 0

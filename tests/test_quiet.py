@@ -27,6 +27,7 @@ def tiny_layout(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_the_demo_steps_print_no_library_noise(tiny_layout):
     root = tiny_layout

@@ -77,6 +77,7 @@ def test_real_videos_all_frames_match_opencv(real_dir, tmp_path):
             records["kinetics_like/kinetics_like_340x256_h264.mp4"]["num_frames"]) == (164, 300)
 
 
+@pytest.mark.slow
 def test_real_soccer_videos_build_with_labels_from_csv(real_dir, tmp_path):
     types = {"0": "curl", "1": "laces"}
     with open(real_dir / "soccer/labels.csv", newline="") as f:

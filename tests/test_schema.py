@@ -406,3 +406,36 @@ def test_encode_clip_checks_the_dtype_of_every_frame():
     with pytest.raises(ValueError, match="uint8"):
         schema.encode_clip([good[0], good[1].astype(np.float32) / 255], image_format="raw",
                            label=0)
+
+
+@pytest.mark.parametrize("coords", [3, 2])
+def test_keypoint_records_are_the_canonical_protobuf_bytes(coords):
+    """The per-frame fast paths (``float_rows``, ``int64_rows``) write exactly the bytes
+    protobuf's own deterministic serialiser writes for the same message."""
+    rng = np.random.default_rng(coords)
+    t = 17
+    values = rng.normal(size=(t, 2, 25, coords)).astype(np.float32)
+    mask = (rng.random((t, 2, 25)) > 0.3).astype(np.float32)
+    record = schema.encode_keypoints(
+        values, mask, label=3, label_text="kick", video_id="a/b#4", layout="BODY_25",
+        point_names=[f"p{i}" for i in range(25)], fps=29.97,
+        timestamps_us=[-5, 0, 127, 128, 16383, 16384, 2**40, 2**63 - 1] + list(range(9)),
+        source_indices=list(range(100_000, 100_000 + t)),
+        frame_labels=list(rng.integers(-1, 5, t)), extra_context={"image/width": 1920})
+    parsed = tf.train.SequenceExample.FromString(record)
+    assert parsed.SerializeToString(deterministic=True) == record
+    rows = parsed.feature_lists.feature_list[schema.KEYPOINTS_VALUES].feature
+    np.testing.assert_array_equal([list(f.float_list.value) for f in rows],
+                                  values.reshape(t, -1))
+    stamps = parsed.feature_lists.feature_list[schema.FRAME_TIMESTAMP].feature
+    assert [f.int64_list.value[0] for f in stamps][:8] == [-5, 0, 127, 128, 16383, 16384,
+                                                          2**40, 2**63 - 1]
+
+
+def test_clip_records_are_the_canonical_protobuf_bytes():
+    record = schema.encode_clip(
+        [bytes([i]) * 12 for i in range(T)], image_format="raw", height=2, width=2, label=1,
+        timestamps_us=[0, 33_366, 66_733, 2**35, 2**35 + 1], source_indices=[0, 1, 2, 300, 20_000])
+    assert tf.train.SequenceExample.FromString(record).SerializeToString(
+        deterministic=True) == record
+    assert schema.float_rows(np.zeros((3, 0))) == [schema.float_feature(())] * 3

@@ -90,6 +90,7 @@ FAMILIES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_video_families_train_from_records(video_build, tmp_path, name):
     family = "cnn_rnn" if name.startswith("cnn_rnn") else name
@@ -108,6 +109,7 @@ def test_video_families_train_from_records(video_build, tmp_path, name):
         assert resolved["model"][knob] == (list(value) if isinstance(value, tuple) else value)
 
 
+@pytest.mark.slow
 def test_image_classifier_trains(image_build, tmp_path):
     # A small backbone: the penalties under test are the dense head's, whatever the backbone.
     config = _config(image_build, "image_classifier",
@@ -132,6 +134,7 @@ def test_image_classifier_trains(image_build, tmp_path):
     assert "regularization_loss" not in logged
 
 
+@pytest.mark.slow
 @pytest.mark.real
 def test_keypoint_ensemble_trains_on_real_openpose(soccer_keypoints, tmp_path):
     info = json.loads((soccer_keypoints / "dataset_info.json").read_text())
@@ -193,6 +196,7 @@ def _epochs(history: pathlib.Path) -> list[int]:
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_the_saved_epoch(video_build, tmp_path):
     config = _config_file(tmp_path, video_build, epochs=8, steps=6)
     workdir = tmp_path / "run"

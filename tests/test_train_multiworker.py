@@ -162,6 +162,7 @@ def _results(run) -> list[dict]:
             json.loads((worker1 / "workertemp_1" / "result.json").read_text())]
 
 
+@pytest.mark.slow
 def test_both_workers_finish_after_a_restart(two_workers):
     assert two_workers["codes"] == [0, 0], "\n".join(o[-4000:] for o in two_workers["output"])
     stopped = two_workers["stopped_after"]

@@ -128,6 +128,7 @@ def metadata(workdir: pathlib.Path) -> dict:
 # --------------------------------------------------------------------------
 # The command line: real signals.
 # --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sigint_stops_at_a_step_with_one_line_and_the_same_command_resumes(tiny_video_build,
                                                                           tmp_path):
     epochs, steps = 2, 5
@@ -210,6 +211,7 @@ def _train(config, workdir, signals=None, stop_at=None, monkeypatch=None):
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.slow
 def test_a_stopped_run_repeats_the_uninterrupted_one_then_goes_on_and_obeys_stop(
         tiny_video_build, tmp_path, monkeypatch, capsys):
     """Stopped mid-epoch, resumed and stopped again during validation, resumed to the end:

@@ -12,7 +12,7 @@ import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline import build, partial, transforms
+from pipeline import build, partial, runner, transforms
 from pipeline.media.encode import FrameSpec
 from pipeline.media.items import Item
 from pipeline.media.records import BuildSettings
@@ -218,3 +218,11 @@ def test_finalise_writes_the_dataset_facts_of_the_listing(tmp_path):
     info, _ = finalise.finalise(str(tmp_path), finalise.summarise(listing, []), settings, {},
                                 dataset="folder", **kwargs)
     assert "class_groups" not in info
+
+
+def test_type_inference_is_off_unless_asked_for():
+    """Graph type inference is skipped (start-up); a user's own flag still wins."""
+    from apache_beam.options.pipeline_options import TypeOptions
+    assert runner.pipeline_options([]).view_as(TypeOptions).pipeline_type_check is False
+    asked = runner.pipeline_options(["--pipeline_type_check"])
+    assert asked.view_as(TypeOptions).pipeline_type_check is True

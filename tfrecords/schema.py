@@ -160,9 +160,14 @@ def _join(directory: str, name: str) -> str:
 # Feature{bytes_list=1, float_list=2, int64_list=3}; *List{value=1}.
 # --------------------------------------------------------------------------
 _MASK64 = (1 << 64) - 1
+# Varints below 2**14 (tags, lengths, frame numbers, small labels) come from a table.
+_SMALL_VARINTS = tuple(bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7))
+                       for n in range(1 << 14))
 
 
 def _varint(n: int) -> bytes:
+    if 0 <= n < 16384:
+        return _SMALL_VARINTS[n]
     n &= _MASK64
     out = bytearray()
     while n > 0x7F:
@@ -172,9 +177,12 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+_TAGS = {number: _varint((number << 3) | 2) for number in (1, 2, 3)}
+
+
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+    return b"".join((_TAGS[number], _varint(len(payload)), payload))
 
 
 def bytes_feature(values: Iterable[bytes | str]) -> bytes:
@@ -185,7 +193,7 @@ def bytes_feature(values: Iterable[bytes | str]) -> bytes:
 
 def int64_feature(values: Iterable[int]) -> bytes:
     """A serialised ``Feature`` holding a packed Int64List."""
-    packed = b"".join(_varint(int(v)) for v in values)
+    packed = b"".join([_varint(int(v)) for v in values])
     return _field(3, _field(1, packed) if packed else b"")
 
 
@@ -193,6 +201,32 @@ def float_feature(values: Iterable[float] | np.ndarray) -> bytes:
     """A serialised ``Feature`` holding a packed FloatList."""
     packed = np.asarray(values, dtype="<f4").ravel().tobytes()
     return _field(2, _field(1, packed) if packed else b"")
+
+
+def float_rows(values: np.ndarray) -> list[bytes]:
+    """``float_feature`` of each row of a 2-D array (one Feature per frame): every row has
+    the same length, so the framing is built once and only the floats change."""
+    rows = np.ascontiguousarray(values, dtype="<f4")
+    if rows.ndim != 2:
+        raise ValueError(f"float_rows needs a 2-D array, got shape {rows.shape}")
+    if rows.shape[1] == 0:
+        return [float_feature(())] * rows.shape[0]
+    width = rows.shape[1] * 4
+    inner = _TAGS[1] + _varint(width)
+    head = _TAGS[2] + _varint(len(inner) + width) + inner
+    data = rows.tobytes()
+    return [head + data[i:i + width] for i in range(0, len(data), width)]
+
+
+def int64_rows(values: Iterable[int]) -> list[bytes]:
+    """``int64_feature([v])`` for each value (one Feature per frame)."""
+    tag3, tag1 = _TAGS[3], _TAGS[1]
+    out = []
+    for v in values:
+        packed = _varint(int(v))
+        inner = tag1 + _SMALL_VARINTS[len(packed)] + packed
+        out.append(tag3 + _SMALL_VARINTS[len(inner)] + inner)
+    return out
 
 
 def _feature_for(value: Any) -> bytes:
@@ -218,8 +252,8 @@ def sequence_example(context: Mapping[str, bytes],
     """Serialises a SequenceExample from serialised Features (see *_feature)."""
     ctx = b"".join(_field(1, _field(1, k.encode()) + _field(2, v))
                    for k, v in sorted(context.items()))
-    fls = b"".join(_field(1, _field(1, k.encode()) + _field(2, b"".join(_field(1, f) for f in v)))
-                   for k, v in sorted(feature_lists.items()))
+    fls = b"".join(_field(1, _field(1, k.encode()) + _field(2, b"".join(
+        [_field(1, f) for f in v]))) for k, v in sorted(feature_lists.items()))
     return _field(1, ctx) + _field(2, fls)
 
 
@@ -365,8 +399,8 @@ def encode_clip(frames: Sequence[np.ndarray] | Sequence[bytes], *,
         context[key] = _feature_for(value)
     feature_lists = {
         IMAGE_ENCODED: [bytes_feature([e]) for e in encoded],
-        IMAGE_TIMESTAMP: [int64_feature([t]) for t in timestamps_us],
-        IMAGE_SOURCE_INDEX: [int64_feature([i]) for i in source_indices],
+        IMAGE_TIMESTAMP: int64_rows(timestamps_us),
+        IMAGE_SOURCE_INDEX: int64_rows(source_indices),
     }
     feature_lists.update(extra_feature_lists or {})
     return sequence_example(context, feature_lists)
@@ -499,15 +533,15 @@ def encode_keypoints(values: np.ndarray, mask: np.ndarray, *,
     for key, value in (extra_context or {}).items():
         context[key] = _feature_for(value)
     feature_lists = {
-        KEYPOINTS_VALUES: [float_feature(frame) for frame in values.reshape(t, -1)],
-        KEYPOINTS_MASK: [float_feature(frame) for frame in mask.reshape(t, -1)],
-        FRAME_TIMESTAMP: [int64_feature([x]) for x in timestamps_us],
-        FRAME_SOURCE_INDEX: [int64_feature([x]) for x in source_indices],
+        KEYPOINTS_VALUES: float_rows(values.reshape(t, -1)),
+        KEYPOINTS_MASK: float_rows(mask.reshape(t, -1)),
+        FRAME_TIMESTAMP: int64_rows(timestamps_us),
+        FRAME_SOURCE_INDEX: int64_rows(source_indices),
     }
     if frame_labels is not None:
         if len(frame_labels) != t:
             raise ValueError("frame_labels needs one value per frame")
-        feature_lists[FRAME_LABEL_INDEX] = [int64_feature([int(x)]) for x in frame_labels]
+        feature_lists[FRAME_LABEL_INDEX] = int64_rows(int(x) for x in frame_labels)
     return sequence_example(context, feature_lists)
 
 

@@ -50,6 +50,7 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+import orjson
 
 from pipeline.media import files
 from pipeline.media.formats import basename, is_video
@@ -172,9 +173,10 @@ class FrameError(Exception):
         self.detail = detail
 
 
-def read_frame(path: str) -> list[list[float]]:
-    """The ``pose_keypoints_2d`` arrays of one OpenPose JSON file; raises FrameError, whatever
-    goes wrong with the file: one bad file is one missing frame, never a lost sequence."""
+def read_frame(path: str) -> np.ndarray:
+    """The ``pose_keypoints_2d`` arrays of one OpenPose JSON file, one row per person
+    (float64 ``[people, values]``); raises FrameError, whatever goes wrong with the file:
+    one bad file is one missing frame, never a lost sequence."""
     try:
         return _read_frame(path)
     except FrameError:
@@ -183,24 +185,36 @@ def read_frame(path: str) -> list[list[float]]:
         raise FrameError("unexpected_error", f"{type(e).__name__}: {e}") from None
 
 
-def _read_frame(path: str) -> list[list[float]]:
+def _parse_json(raw: bytes):
+    """The JSON value of ``raw``. orjson (several times faster) reads every well-formed
+    UTF-8 file; whatever it refuses (a byte-order mark, NaN or Infinity, an integer past
+    64 bits, or a real error) is read again by the standard library, which accepts the
+    first three and names the error of the last."""
     try:
-        raw = files.read_bytes(path)
-    except Exception as e:  # noqa: BLE001 - any I/O failure makes the frame missing
-        raise FrameError("unreadable_file", f"{type(e).__name__}: {e}") from None
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
+        return json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FrameError("malformed_json", str(e)) from None
     except RecursionError:
         raise FrameError("malformed_json", "nested too deeply to read") from None
     except ValueError as e:        # e.g. an integer longer than Python converts
         raise FrameError("malformed_json", str(e)[:200]) from None
+
+
+def _read_frame(path: str) -> np.ndarray:
+    try:
+        raw = files.read_bytes(path)
+    except Exception as e:  # noqa: BLE001 - any I/O failure makes the frame missing
+        raise FrameError("unreadable_file", f"{type(e).__name__}: {e}") from None
+    data = _parse_json(raw)
     if not isinstance(data, dict):
         raise FrameError("malformed_json", f"top level is a {type(data).__name__}, not an object")
     if not isinstance(data.get("people"), list):
         raise FrameError("people_missing", "no 'people' list")
-    arrays = []
+    rows = []
     for i, person in enumerate(data["people"]):
         points = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
         if not isinstance(points, list):
@@ -210,17 +224,30 @@ def _read_frame(path: str) -> list[list[float]]:
                               f"{' or '.join(map(str, _LAYOUT_BY_LENGTH))}")
         if not set(map(type, points)) <= _NUMBER_TYPES:      # no str, bool, list, None
             raise FrameError("malformed_json", f"person {i} has non-numeric values")
-        try:
-            values = np.array(points, dtype=np.float64)
-        except OverflowError:
-            raise FrameError("non_finite", f"person {i} has a number too large for a "
-                                           "float") from None
-        if not np.isfinite(values).all():
-            raise FrameError("non_finite", f"person {i} has NaN or infinite values")
-        arrays.append(values)
-    if len({len(a) for a in arrays}) > 1:
+        rows.append(points)
+    if len({len(points) for points in rows}) > 1:
         raise FrameError("wrong_length", "people of different layouts in one frame")
-    return arrays
+    if not rows:
+        return np.zeros((0, 0))
+    try:
+        values = np.array(rows, dtype=np.float64)
+    except OverflowError:
+        i = next(i for i, points in enumerate(rows) if not _fits_float(points))
+        raise FrameError("non_finite", f"person {i} has a number too large for a "
+                                       "float") from None
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        raise FrameError("non_finite", f"person {int(np.argmin(finite))} has NaN or infinite "
+                                       "values")
+    return values
+
+
+def _fits_float(points: list) -> bool:
+    try:
+        np.array(points, dtype=np.float64)
+    except OverflowError:
+        return False
+    return True
 
 
 def resolve_points(keypoints: tuple[str, ...], layout: str) -> tuple[int, ...]:
@@ -245,24 +272,15 @@ def resolve_points(keypoints: tuple[str, ...], layout: str) -> tuple[int, ...]:
     return tuple(sorted(chosen))
 
 
-def _confidence(person: np.ndarray) -> float:
-    c = person[:, 2]
-    return float(c[c > 0].mean())
-
-
-def _box(person: np.ndarray) -> tuple[float, float, float, float]:
-    xy = person[person[:, 2] > 0, :2]
-    return xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max()
-
-
-def _area(person: np.ndarray) -> float:
-    x0, y0, x1, y1 = _box(person)
-    return float((x1 - x0) * (y1 - y0))
-
-
-def _centre(person: np.ndarray) -> np.ndarray:
-    x0, y0, x1, y1 = _box(person)
-    return np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+def _scores(people: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per person of ``[N, V, 3]`` (unseen points zeroed, each with a seen point): the mean
+    confidence of the seen points, the area of their bounding box and its centre."""
+    seen = people[:, :, 2] > 0
+    confidence = np.array([float(row[row > 0].mean()) for row in people[:, :, 2]])
+    xy = people[:, :, :2]
+    lo = np.where(seen[..., None], xy, np.inf).min(axis=1)
+    hi = np.where(seen[..., None], xy, -np.inf).max(axis=1)
+    return confidence, (hi - lo).prod(axis=1), (lo + hi) / 2
 
 
 def select_people(frames: list[np.ndarray | None], policy: str,
@@ -278,17 +296,17 @@ def select_people(frames: list[np.ndarray | None], policy: str,
         slots: list[int | None] = [None] * max_people
         n = 0 if people is None else len(people)
         if n:
-            by_conf = sorted(range(n), key=lambda i: -_confidence(people[i]))
+            confidence, area, centres = _scores(people)
+            by_conf = sorted(range(n), key=lambda i: -confidence[i])
             if policy == "confidence":
                 order = by_conf
             elif policy == "largest":
-                order = sorted(range(n), key=lambda i: -_area(people[i]))
+                order = sorted(range(n), key=lambda i: -area[i])
             else:
                 order = []
             for slot, i in enumerate(order[:max_people]):
                 slots[slot] = i
             if policy == "track":
-                centres = [_centre(p) for p in people]
                 pairs = sorted((float(np.linalg.norm(last[s] - centres[i])), s, i)
                                for s in range(max_people) if last[s] is not None
                                for i in range(n))
@@ -396,7 +414,7 @@ def read_sequence(item: Item,
         reasons = collections.Counter(p["reason"] for p in problems)
         raise MediaError("no_valid_frames", f"none of the {len(files)} files is usable: "
                                + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())))
-    lengths = collections.Counter(len(a[0]) for _, a in raw.values() if a)
+    lengths = collections.Counter(a.shape[1] for _, a in raw.values() if len(a))
     if not lengths:
         raise MediaError("no_people", f"no person in any of the {len(raw)} usable files, "
                                "so the keypoint layout is unknown")
@@ -406,12 +424,12 @@ def read_sequence(item: Item,
 
     frames: list[np.ndarray | None] = [None] * total
     for number, (path, arrays) in raw.items():
-        if arrays and len(arrays[0]) != length:
+        if len(arrays) and arrays.shape[1] != length:
             problems.append(_problem(item, path, "wrong_length",
-                                     f"{len(arrays[0])} values per person in a {layout} "
+                                     f"{arrays.shape[1]} values per person in a {layout} "
                                      f"sequence ({length})"))
             continue
-        people = np.asarray(arrays, dtype=np.float64).reshape(-1, num_points, 3)
+        people = arrays.reshape(-1, num_points, 3)
         people[people[:, :, 2] <= 0] = 0.0
         frames[number - first] = people[(people[:, :, 2] > 0).any(axis=1)]
     if not any(people is not None and len(people) for people in frames):
