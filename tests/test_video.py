@@ -668,3 +668,77 @@ def test_parse_size_names_the_flag_in_its_error(text, message):
     with pytest.raises(ValueError) as err:
         parse_size(text, "--size")
     assert str(err.value).startswith(message)
+
+
+# --------------------------------------------------------------------------
+# Sparse sampling of a long video seeks across the gaps; the clip is the one a full pass
+# gives, and a file whose count cannot be trusted gets the full pass.
+# --------------------------------------------------------------------------
+def _long_video(path, pts, fps=10, size=(64, 48)):
+    """An MPEG-4 video whose frame k (shown at ``pts[k]`` periods) carries k in its pixels."""
+    import fractions
+
+    import av
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.time_base = fractions.Fraction(1, fps)
+        stream.codec_context.gop_size = 12
+        for k, p in enumerate(pts):
+            pixels = np.zeros((size[1], size[0], 3), np.uint8)
+            pixels[:, :, 0] = (k * 5) % 256
+            pixels[: size[1] // 2, : (k % size[0]) + 1, 1] = 255
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = p
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return str(path)
+
+
+def _full_pass_clip(monkeypatch, path, sampling, spec):
+    from pipeline.media import video
+    with monkeypatch.context() as m:
+        m.setattr(video, "_wide_gaps", lambda wanted, fps: False)
+        return decode_video(path, sampling, spec)
+
+
+@pytest.mark.parametrize("sampling", [SamplingSpec("uniform", num_frames=3),
+                                      SamplingSpec("segments", num_frames=4),
+                                      SamplingSpec("uniform", num_frames=40)])
+def test_sparse_frames_of_a_long_video_are_reached_by_seeking(tmp_path, monkeypatch, sampling):
+    from pipeline.media import video
+    path = _long_video(tmp_path / "long.mp4", range(300))          # 30 s at 10 fps
+    seeks = []
+    real = video._seek_pass
+    monkeypatch.setattr(video, "_seek_pass",
+                        lambda *a: seeks.append(real(*a)) or seeks[-1])
+    spec = FrameSpec(resize_shorter=32)
+    clip = decode_video(path, sampling, spec)
+    if sampling.num_frames < 40:
+        assert seeks and seeks[-1] is not None     # it seeked
+    else:
+        assert not seeks                           # kept frames 0.75 s apart: a full pass
+    assert clip == _full_pass_clip(monkeypatch, path, sampling, spec)
+    assert clip.source_num_frames == 300
+
+
+def test_a_long_video_with_a_dropped_frame_gets_the_full_pass(tmp_path, monkeypatch):
+    from pipeline.media import video
+    path = _long_video(tmp_path / "dropped.mp4", [p for p in range(300) if p != 150])
+    seeks = []
+    real = video._seek_pass
+    monkeypatch.setattr(video, "_seek_pass",
+                        lambda *a: seeks.append(real(*a)) or seeks[-1])
+    sampling, spec = SamplingSpec("uniform", num_frames=3), FrameSpec()
+    clip = decode_video(path, sampling, spec)
+    assert seeks == [None]                         # the count and the last frame disagree
+    assert clip == _full_pass_clip(monkeypatch, path, sampling, spec)
+    assert clip.source_num_frames == 299
+
+
+def test_containers_without_a_frame_count_are_not_seeked(tmp_path):
+    from pipeline.media import video
+    path = _long_video(tmp_path / "long.mkv", range(300))
+    assert video._seek_pass(path, [0, 299], FrameSpec(), 300, 10.0) is None

@@ -15,7 +15,9 @@ Only kept frames are converted and encoded, and only their encoded bytes are hel
 so memory per video is bounded by the kept frames, not the video. Container frame
 counts lie (truncated files, edit lists, variable frame rate), so indices are planned
 from the claimed count and checked against the frames really decoded; when they
-disagree the plan is redone with the real count.
+disagree the plan is redone with the real count. Kept frames of a whole video lying
+more than ``SEEK_GAP_S`` apart are reached by seeking where the container's count can be
+checked (``_seek_pass``), giving the clip the full pass would.
 
 A time range (``decode_video(start_s=, end_s=)``, ``decode_segments``, ``grabs(start_ms,
 end_ms)``) reads only the frames timed in ``[start, end)``: the reader notes the first
@@ -44,6 +46,10 @@ from pipeline.media.sampling import SamplingSpec, plan_indices, stream_selector
 DEFAULT_FPS = 25.0         # the frame period assumed where a container gives no rate
 # A range starting earlier than this is read from the first frame: as cheap as a seek.
 SEEK_FROM_S = 2.0
+# Whole-video sampling seeks across a gap between kept frames longer than this, in
+# containers that store their real frame count (see ``_seek_pass``).
+SEEK_GAP_S = 4.0
+COUNTED_CONTAINERS = (".mp4", ".m4v", ".mov", ".avi")
 # Slack when comparing frame times with range bounds: under half a microsecond, so a frame
 # inside the range is still inside once its time is rounded to microseconds.
 BOUNDARY_MS = 4e-4
@@ -139,14 +145,18 @@ class VideoReader(Capture):
             yield index, t
             index += 1
 
-    def _seek_before(self, start_ms: float) -> tuple[float, int, float] | None:
+    def _seek_before(self, start_ms: float,
+                     first: float | None = None) -> tuple[float, int, float] | None:
         """Puts the reader on a frame timed before ``start_ms`` by seeking: returns (the
         first frame's decoder time, the landed frame's index, its decoder time), the landed
         frame grabbed; or None, the file opened again at its start, when no seek landed
-        before ``start_ms`` (a file that seeks late or not at all is read from the start)."""
-        if not self.cap.grab():
-            return self._reopen()
-        first = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+        before ``start_ms`` (a file that seeks late or not at all is read from the start).
+        ``first``: the first frame's decoder time, when known (else the reader must be at
+        the start of the file, and reads it)."""
+        if first is None:
+            if not self.cap.grab():
+                return self._reopen()
+            first = self.cap.get(cv2.CAP_PROP_POS_MSEC)
         if not math.isfinite(first):
             return self._reopen()
         period = 1000.0 / self.rate
@@ -219,6 +229,73 @@ def _decode_pass(path: str, keep: Callable[[int, float], bool], spec: FrameSpec)
         return _Pass(kept, n, reader.fps, reader.claimed, src_hw, last)
 
 
+def _on_grid(index: int, t: float, period: float) -> bool:
+    """Whether a frame's time is its index times the nominal period, to a millionth per
+    frame: what makes an index reached by seeking the index a full pass would count. A
+    frame dropped or added anywhere before it, a variable rate, or timestamps rounded to
+    the millisecond move it off that grid (a full pass then decides)."""
+    return abs(t - index * period) <= 1e-6 * max(index, 1) * period
+
+
+def _seek_pass(path: str, wanted: list[int], spec: FrameSpec, claimed: int,
+               fps: float) -> _Pass | None:
+    """The pass ``_decode_pass`` would make for the sorted frame indices ``wanted`` of a
+    video whose container claims ``claimed`` frames at ``fps``, reading only around them:
+    a gap longer than ``SEEK_GAP_S`` is crossed by seeking (see ``VideoReader.grabs``).
+
+    Only for containers that store their real frame count (MP4/MOV's sample tables, AVI's
+    header): the count is then checked against the last frame, reached by seeking, which
+    must be frame ``claimed - 1`` by its time and be followed by the end of the file; a
+    frame dropped anywhere makes the two disagree. None when the file does not allow it,
+    and the caller makes the full pass: the container does not count its frames, the
+    count and the last frame disagree, or a frame read is off its index times the nominal
+    period (variable frame rate, edit lists)."""
+    if not path.lower().endswith(COUNTED_CONTAINERS):
+        return None
+    period = 1000.0 / fps
+    with VideoReader(path) as reader:               # the count, checked at the end
+        landed = reader._seek_before((claimed - 1) * period)
+        if landed is None:
+            return None
+        last = None
+        for index, t in reader._timed(*landed):
+            if not _on_grid(index, t, period):
+                return None
+            last = index, t
+        if last is None or last[0] != claimed - 1:
+            return None
+        first = landed[0]
+    kept: dict[int, tuple[bytes, float]] = {}
+    src_hw = (0, 0)
+    with VideoReader(path) as reader:
+        frames = reader._timed()
+        at = -1                                     # the index last read
+        for i in wanted:
+            gap_ms = (i - max(at, 0)) * period
+            if gap_ms > SEEK_GAP_S * 1000 and i * period >= SEEK_FROM_S * 1000:
+                landed = reader._seek_before(i * period, first)
+                frames = reader._timed(*landed) if landed else reader._timed()
+                at = -1
+            for index, t in frames:
+                at = index
+                if not _on_grid(index, t, period) or index > i:
+                    return None
+                if index == i:
+                    bgr = reader.retrieve()
+                    src_hw = bgr.shape[:2]
+                    kept[i] = (process_frame(bgr, spec), t)
+                    break
+            else:
+                return None
+    return _Pass(kept, claimed, fps, claimed, src_hw, last[1])
+
+
+def _wide_gaps(wanted: list[int], fps: float) -> bool:
+    """Whether sorted ``wanted`` frames leave a gap that ``_seek_pass`` would seek across."""
+    limit = SEEK_GAP_S * fps
+    return any(b - a > limit for a, b in zip([0] + wanted, wanted))
+
+
 def _effective_fps(result: _Pass) -> float:
     """The container's rate, unless the timestamps say otherwise (variable frame rate)."""
     if result.n < 2 or result.last_ms <= 0:
@@ -286,7 +363,11 @@ def decode_video(path: str, sampling: SamplingSpec, frame_spec: FrameSpec,
                 wanted = set(plan_indices(sampling, claimed)[0])
             except MediaError:      # the claimed count may be wrong: decide on the real one
                 wanted = set()
-            result = _decode_pass(local, lambda i, t: i in wanted, frame_spec)
+            result = None
+            if wanted and claimed and probe.fps and _wide_gaps(sorted(wanted), probe.fps):
+                result = _seek_pass(local, sorted(wanted), frame_spec, claimed, probe.fps)
+            if result is None:
+                result = _decode_pass(local, lambda i, t: i in wanted, frame_spec)
             _require_frames(result)
             order, policy = plan_indices(sampling, result.n)
             if not set(order) <= result.kept.keys():   # the claimed count was wrong: again
