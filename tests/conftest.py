@@ -1,6 +1,7 @@
 """Shared test helpers: markers, the real fixtures in ../shared, running entry points."""
 from __future__ import annotations
 
+import collections
 import os
 import pathlib
 import subprocess
@@ -16,16 +17,21 @@ REAL = SHARED / "fixtures" / "real"
 def pytest_configure(config):
     config.addinivalue_line("markers", "integration: end-to-end runs of entry points (slower)")
     config.addinivalue_line("markers", "real: reads the real media in ../shared/fixtures/real")
-    config.addinivalue_line("markers", "slow: takes 20 s or more on 2 cores; the files that "
-                            "hold one run first")
+    config.addinivalue_line("markers", "slow(seconds=30): takes 20 s or more on 2 cores; the "
+                            "files that hold one run first, the longest first")
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Files holding a slow test first, each file's tests together and in their order (so a
-    module fixture is made once): with ``-n 2 --dist loadfile`` the long files start early
-    and the short ones fill in around them."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    """Files holding slow tests first, the longest first (a slow test counts 30 s, or the
+    ``seconds`` its marker gives); each file's tests together and in their order (so a
+    module fixture is made once). With ``-n 2 --dist loadfile`` the longest files start
+    at once on both workers and the short ones fill in around them."""
+    slow: collections.Counter = collections.Counter()
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        if marker:
+            slow[item.path] += marker.kwargs.get("seconds", 30)
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ VAL_LINE = re.compile(r"^\[demo\] val accuracy of the best epoch: (\d\.\d{3}) \(
                       r"(\d+)\)$", re.M)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=300)   # measured: 5 to 6 minutes on 2 cores
 @pytest.mark.integration
 def test_demo_builds_trains_and_reaches_90_percent(tmp_path):
     """The README command exactly: defaults, training included (a few minutes on 2 cores)."""
