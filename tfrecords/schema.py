@@ -220,13 +220,7 @@ def float_rows(values: np.ndarray) -> list[bytes]:
 
 def int64_rows(values: Iterable[int]) -> list[bytes]:
     """``int64_feature([v])`` for each value (one Feature per frame)."""
-    tag3, tag1 = _TAGS[3], _TAGS[1]
-    out = []
-    for v in values:
-        packed = _varint(int(v))
-        inner = tag1 + _SMALL_VARINTS[len(packed)] + packed
-        out.append(tag3 + _SMALL_VARINTS[len(inner)] + inner)
-    return out
+    return [int64_feature((v,)) for v in values]
 
 
 def _feature_for(value: Any) -> bytes:
