@@ -363,9 +363,9 @@ def decode_video(path: str, sampling: SamplingSpec, frame_spec: FrameSpec,
                 wanted = set(plan_indices(sampling, claimed)[0])
             except MediaError:      # the claimed count may be wrong: decide on the real one
                 wanted = set()
-            result = None
-            if wanted and claimed and probe.fps and _wide_gaps(sorted(wanted), probe.fps):
-                result = _seek_pass(local, sorted(wanted), frame_spec, claimed, probe.fps)
+            result, ordered = None, sorted(wanted)
+            if ordered and claimed and probe.fps and _wide_gaps(ordered, probe.fps):
+                result = _seek_pass(local, ordered, frame_spec, claimed, probe.fps)
             if result is None:
                 result = _decode_pass(local, lambda i, t: i in wanted, frame_spec)
             _require_frames(result)
