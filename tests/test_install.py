@@ -176,7 +176,7 @@ def test_extras_test_gpu_and_dask():
                     extras.setdefault(extra, []).append(r)
     assert set(extras) == {"test", "gpu", "dask"}
     assert sorted(r.name for r in extras["test"]) == ["av", "boto3", "dask", "moto", "pytest",
-                                                         "selenium"]
+                                                         "pytest-xdist", "selenium"]
     (gpu,) = extras["gpu"]
     assert (gpu.name, gpu.extras, str(gpu.specifier)) == ("tensorflow", {"and-cuda"}, "==2.17.1")
     (dask,) = extras["dask"]                # the test extra includes it, so CI runs Dask
