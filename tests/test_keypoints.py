@@ -506,3 +506,60 @@ def test_a_frame_without_people_reads_as_an_empty_array(tmp_path):
     path = tmp_path / "a_000000000000_keypoints.json"
     path.write_text(json.dumps({"version": 1.3, "people": []}))
     assert kp.read_frame(str(path)).size == 0
+
+
+def _select_frame_by_frame(frames, policy, max_people):
+    """The person choice written plainly, one frame at a time (the reference for the
+    whole-sequence arrays select_people works on)."""
+    chosen, last = [], [None] * max_people
+    for people in frames:
+        slots = [None] * max_people
+        n = 0 if people is None else len(people)
+        if n:
+            conf = [float(row[row > 0].mean()) for row in people[:, :, 2]]
+            seen = people[:, :, 2] > 0
+            lo = np.where(seen[..., None], people[:, :, :2], np.inf).min(axis=1)
+            hi = np.where(seen[..., None], people[:, :, :2], -np.inf).max(axis=1)
+            area, centres = (hi - lo).prod(axis=1), (lo + hi) / 2
+            by_conf = sorted(range(n), key=lambda i: -conf[i])
+            if policy != "track":
+                order = by_conf if policy == "confidence" else sorted(range(n),
+                                                                       key=lambda i: -area[i])
+                for slot, i in enumerate(order[:max_people]):
+                    slots[slot] = i
+            else:
+                pairs = sorted((float(np.linalg.norm(last[s] - centres[i])), s, i)
+                               for s in range(max_people) if last[s] is not None
+                               for i in range(n))
+                used = set()
+                for _, s, i in pairs:
+                    if slots[s] is None and i not in used:
+                        slots[s], _ = i, used.add(i)
+                fresh = [s for s in range(max_people) if last[s] is None]
+                for i in [i for i in by_conf if i not in used][:len(fresh)]:
+                    slots[fresh.pop(0)] = i
+                for s, i in enumerate(slots):
+                    if i is not None:
+                        last[s] = centres[i]
+        chosen.append(slots)
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_select_people_matches_the_frame_by_frame_choice(seed):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(60):
+        n = int(rng.choice([0, 1, 2, 3, 5]))
+        if rng.random() < 0.1:
+            frames.append(None)
+            continue
+        # confidences on a coarse grid, so that ties (broken by order) are common
+        conf = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], size=(n, 25))
+        conf[:, 0] = np.maximum(conf[:, 0], 0.25)                 # each person has a seen point
+        xy = rng.uniform(0, 640, size=(n, 25, 2)).round(1) * (conf[..., None] > 0)
+        frames.append(np.concatenate([xy, conf[..., None]], axis=2))
+    for policy in ("confidence", "largest", "track"):
+        for max_people in (1, 2, 4):
+            assert kp.select_people(frames, policy, max_people) == \
+                _select_frame_by_frame(frames, policy, max_people), (policy, max_people)

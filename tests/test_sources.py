@@ -430,3 +430,61 @@ def test_registry_unknown_name(name):
     with pytest.raises(SourceError, match="unknown dataset") as err:
         sources.get_source(name)
     assert "ucf101" in str(err.value) and "hmdb51" in str(err.value)
+
+
+# --- listing and reading local files ----------------------------------------
+
+def _glob_listing(root, extensions, depth):
+    """What list_entries gave when it listed with glob and a stat per path (its reference)."""
+    import glob
+    import os
+    found, odd = [], []
+    for path in sorted(glob.glob(os.path.join(glob.escape(str(root)), *["*"] * depth))):
+        rel = path[len(str(root)):].lstrip("/")
+        if not (rel.lower().endswith(extensions) and rel.count("/") == depth - 1):
+            continue
+        if os.path.isfile(path):
+            found.append(rel)
+        elif os.path.islink(path) and not os.path.exists(path):
+            odd.append((rel, "broken_link"))
+        else:
+            odd.append((rel, "not_a_file"))
+    return sorted(found), odd
+
+
+@pytest.mark.parametrize("root_name", ["data", "data [v2] *"])
+def test_listing_finds_what_a_glob_of_the_folder_finds(tmp_path, root_name):
+    root = tmp_path / root_name
+    _write(root, {"a/x.avi": b"1", "a/Y.MP4": b"2", "a/.hidden.avi": b"3", "a/notes.txt": b"4",
+                  ".cache/z.avi": b"5", "b/c/deep.avi": b"6", "top.avi": b"7",
+                  "elsewhere/w.avi": b"8"})
+    (root / "a" / "folder.avi").mkdir()
+    (root / "a" / "gone.avi").symlink_to(root / "missing.avi")
+    (root / "a" / "link.avi").symlink_to(root / "a" / "x.avi")
+    (root / "linked").symlink_to(root / "elsewhere")            # a linked class folder
+    (root / "loop").symlink_to(root / "loop")                     # a link to itself
+    extensions = (".avi", ".mp4")
+    for depth in (1, 2):
+        found, odd = base.list_entries(str(root), extensions, depth)
+        assert (found, [(rel, reason) for rel, reason, _ in odd]) == \
+            _glob_listing(root, extensions, depth)
+    found, odd = base.list_entries(str(root), extensions, 2)
+    assert found == ["a/Y.MP4", "a/link.avi", "a/x.avi", "elsewhere/w.avi", "linked/w.avi"]
+    assert [(rel, reason) for rel, reason, _ in odd] == [("a/folder.avi", "not_a_file"),
+                                                         ("a/gone.avi", "broken_link")]
+    assert base.list_entries(str(tmp_path / "absent"), extensions, 2) == ([], [])
+
+
+def test_local_files_are_read_whole_whatever_their_size(tmp_path):
+    from pipeline.media import files
+    for size in (0, 1, 4096, 65536, 65537, 3 * 1024 * 1024 + 7):
+        path = tmp_path / f"f{size}"
+        data = hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1)
+        path.write_bytes(data[:size])
+        assert files.read_bytes(str(path)) == data[:size]
+    status = files.read_bytes("/proc/self/status")        # stat gives no size for these
+    assert b"Name:" in status and status.endswith(b"\n")
+    with pytest.raises(FileNotFoundError):
+        files.read_bytes(str(tmp_path / "missing"))
+    with pytest.raises(IsADirectoryError):
+        files.read_bytes(str(tmp_path))

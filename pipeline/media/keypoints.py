@@ -272,15 +272,70 @@ def resolve_points(keypoints: tuple[str, ...], layout: str) -> tuple[int, ...]:
     return tuple(sorted(chosen))
 
 
-def _scores(people: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class _People(NamedTuple):
+    """The people of a whole sequence in one array: ``points`` ``[N, V, 3]`` (unseen points
+    zeroed, each person with a seen point), ``frame`` the frame position of each (ascending),
+    ``index`` its position among its frame's people, ``start``/``count`` per frame."""
+    points: np.ndarray
+    frame: np.ndarray
+    index: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+
+
+def _people(points: np.ndarray, frame: np.ndarray, num_frames: int) -> _People:
+    count = np.bincount(frame, minlength=num_frames)
+    start = np.cumsum(count) - count
+    return _People(points, frame, np.arange(len(frame)) - start[frame], start, count)
+
+
+def _scores(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per person of ``[N, V, 3]`` (unseen points zeroed, each with a seen point): the mean
     confidence of the seen points, the area of their bounding box and its centre."""
-    seen = people[:, :, 2] > 0
-    confidence = np.array([float(row[row > 0].mean()) for row in people[:, :, 2]])
-    xy = people[:, :, :2]
+    seen = points[:, :, 2] > 0
+    confidence = np.where(seen, points[:, :, 2], 0.0).sum(axis=1) / seen.sum(axis=1)
+    xy = points[:, :, :2]
     lo = np.where(seen[..., None], xy, np.inf).min(axis=1)
     hi = np.where(seen[..., None], xy, -np.inf).max(axis=1)
     return confidence, (hi - lo).prod(axis=1), (lo + hi) / 2
+
+
+def _select(people: _People, policy: str,
+            max_people: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, slot, person) of every filled slot: person indexes ``people.points``."""
+    confidence, area, centres = _scores(people.points)
+    if policy != "track":
+        score = confidence if policy == "confidence" else area
+        # by frame, then the score (highest first), then the person's order in its frame
+        order = np.lexsort((people.index, -score, people.frame))
+        rank = np.arange(len(order)) - people.start[people.frame[order]]
+        keep = rank < max_people
+        return people.frame[order][keep], rank[keep], order[keep]
+    filled: list[tuple[int, int, int]] = []
+    last: list[np.ndarray | None] = [None] * max_people
+    for t in np.flatnonzero(people.count):
+        first, n = int(people.start[t]), int(people.count[t])
+        conf, centre = confidence[first:first + n], centres[first:first + n]
+        slots: list[int | None] = [None] * max_people
+        pairs = sorted((float(np.linalg.norm(last[s] - centre[i])), s, i)
+                       for s in range(max_people) if last[s] is not None for i in range(n))
+        used = set()
+        for _, s, i in pairs:
+            if slots[s] is None and i not in used:
+                slots[s] = i
+                used.add(i)
+        fresh = [s for s in range(max_people) if last[s] is None]
+        for i in sorted(range(n), key=lambda i: -conf[i]):
+            if not fresh:
+                break
+            if i not in used:
+                slots[fresh.pop(0)] = i
+        for s, i in enumerate(slots):
+            if i is not None:
+                last[s] = centre[i]
+                filled.append((int(t), s, first + i))
+    frame, slot, person = np.array(filled, np.int64).reshape(-1, 3).T
+    return frame, slot, person
 
 
 def select_people(frames: list[np.ndarray | None], policy: str,
@@ -290,40 +345,15 @@ def select_people(frames: list[np.ndarray | None], policy: str,
     ``frames[t]`` is ``[N, V, 3]`` with unseen points zeroed and people without any
     seen point removed, or None for a missing frame.
     """
-    chosen: list[list[int | None]] = []
-    last: list[np.ndarray | None] = [None] * max_people
-    for people in frames:
-        slots: list[int | None] = [None] * max_people
-        n = 0 if people is None else len(people)
-        if n:
-            confidence, area, centres = _scores(people)
-            by_conf = sorted(range(n), key=lambda i: -confidence[i])
-            if policy == "confidence":
-                order = by_conf
-            elif policy == "largest":
-                order = sorted(range(n), key=lambda i: -area[i])
-            else:
-                order = []
-            for slot, i in enumerate(order[:max_people]):
-                slots[slot] = i
-            if policy == "track":
-                pairs = sorted((float(np.linalg.norm(last[s] - centres[i])), s, i)
-                               for s in range(max_people) if last[s] is not None
-                               for i in range(n))
-                used = set()
-                for _, s, i in pairs:
-                    if slots[s] is None and i not in used:
-                        slots[s] = i
-                        used.add(i)
-                fresh = [s for s in range(max_people) if last[s] is None]
-                for i in (i for i in by_conf if i not in used):
-                    if not fresh:
-                        break
-                    slots[fresh.pop(0)] = i
-                for s, i in enumerate(slots):
-                    if i is not None:
-                        last[s] = centres[i]
-        chosen.append(slots)
+    present = [(t, p) for t, p in enumerate(frames) if p is not None and len(p)]
+    chosen: list[list[int | None]] = [[None] * max_people for _ in frames]
+    if not present:
+        return chosen
+    people = _people(np.concatenate([p for _, p in present]),
+                     np.repeat([t for t, _ in present], [len(p) for _, p in present]),
+                     len(frames))
+    for t, s, i in zip(*_select(people, policy, max_people)):
+        chosen[t][s] = int(people.index[i])
     return chosen
 
 
@@ -422,28 +452,32 @@ def read_sequence(item: Item,
     layout = _LAYOUT_BY_LENGTH[length]
     num_points = length // 3
 
-    frames: list[np.ndarray | None] = [None] * total
+    present = np.zeros(total, bool)
+    rows, frame_of = [], []
     for number, (path, arrays) in raw.items():
         if len(arrays) and arrays.shape[1] != length:
             problems.append(_problem(item, path, "wrong_length",
                                      f"{arrays.shape[1]} values per person in a {layout} "
                                      f"sequence ({length})"))
             continue
-        people = arrays.reshape(-1, num_points, 3)
-        people[people[:, :, 2] <= 0] = 0.0
-        frames[number - first] = people[(people[:, :, 2] > 0).any(axis=1)]
-    if not any(people is not None and len(people) for people in frames):
+        present[number - first] = True
+        if len(arrays):
+            rows.append(arrays)
+            frame_of.append(np.full(len(arrays), number - first))
+    points = np.concatenate(rows).reshape(-1, num_points, 3)      # rows: the layout's length
+    unseen = points[:, :, 2] <= 0
+    points[unseen] = 0.0
+    anyone = ~unseen.all(axis=1)
+    if not anyone.any():
         raise MediaError("no_people", f"no point with confidence > 0 in any of the "
                                f"{len(raw)} usable files")
+    people = _people(points[anyone], np.concatenate(frame_of)[anyone], total)
 
-    points = resolve_points(spec.keypoints, layout)
-    slots = select_people(frames, spec.person_policy, spec.max_people)
+    chosen = resolve_points(spec.keypoints, layout)
+    frame, slot, person = _select(people, spec.person_policy, spec.max_people)
     values = np.zeros((total, spec.max_people, num_points, 3), np.float64)
-    for t, chosen in enumerate(slots):
-        for s, i in enumerate(chosen):
-            if i is not None:
-                values[t, s] = frames[t][i]
-    values = values[:, :, points, :]
+    values[frame, slot] = people.points[person]
+    values = values[:, :, chosen, :]
     mask = (values[..., 2] > 0).astype(np.float32)
 
     size, fps = spec.frame_size, spec.source_fps
@@ -464,8 +498,8 @@ def read_sequence(item: Item,
             raise MediaError("fps_unknown", "per-frame labels need the fps: give "
                                    "source_fps or a video_dir with the videos")
         frame_labels = frame_labels_for(frame_numbers, item.extra["segments"], fps)
-    missing = np.array([frame is None for frame in frames])
-    return KeypointSequence(layout, tuple(LAYOUTS[layout][p] for p in points),
+    missing = ~present
+    return KeypointSequence(layout, tuple(LAYOUTS[layout][p] for p in chosen),
                             values.astype(np.float32), mask, frame_numbers, missing,
                             float(fps), size, frame_labels), problems
 

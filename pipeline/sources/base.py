@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import glob
 import hashlib
 import io
 import json
@@ -90,12 +89,15 @@ def list_entries(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
     root = root.rstrip("/")
     pattern = files.join(root, *(["*"] * depth))
     found, odd = [], []
-    paths = files.match(pattern) if files.is_remote(root) else sorted(glob.glob(pattern))
-    for path in paths:
+    if files.is_remote(root):
+        entries = [(path, True) for path in files.match(pattern)]
+    else:
+        entries = _local_entries(root, depth)
+    for path, is_file in entries:
         rel = path[len(root):].lstrip("/").replace(os.sep, "/")
         if not (rel.lower().endswith(exts) and rel.count("/") == depth - 1):
             continue
-        if files.is_remote(path) or os.path.isfile(path):
+        if is_file:
             found.append(rel)
         elif os.path.islink(path) and not os.path.exists(path):
             odd.append((rel, "broken_link", "a link that leads nowhere (missing target, or "
@@ -104,6 +106,35 @@ def list_entries(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
             odd.append((rel, "not_a_file", "a folder (or another non-file) with a file's "
                                            "name"))
     return sorted(found), odd
+
+
+def _local_entries(root: str, depth: int) -> list[tuple[str, bool]]:
+    """(path, is a regular file or a link to one) of what lies ``depth`` levels below a local
+    ``root``, in path order: the entries ``glob`` gives for ``root/*/*`` (hidden names
+    skipped, linked folders followed, unreadable folders skipped), read with one
+    ``scandir`` per folder, so that a plain file costs no ``stat`` of its own and a name
+    with glob characters (``[``, ``*``) in ``root`` is taken as it is."""
+    folders = [root or "/"]
+    for level in range(depth):
+        last = level == depth - 1
+        found: list = []
+        for folder in folders:
+            try:
+                with os.scandir(folder) as it:
+                    for entry in it:
+                        if entry.name.startswith("."):
+                            continue
+                        try:
+                            if last:
+                                found.append((entry.path, entry.is_file()))
+                            elif entry.is_dir():
+                                found.append(entry.path)
+                        except OSError:
+                            continue
+            except OSError:
+                continue
+        folders = found
+    return sorted(folders)
 
 
 def list_files(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
