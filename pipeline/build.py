@@ -32,6 +32,7 @@ import time
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "build")    # one line, not a traceback
 
 import apache_beam as beam
 from absl import app, flags
@@ -528,6 +529,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv):
     """Runs a build from parsed flags; returns the exit code (2 for user mistakes)."""
+    cli.started()
     try:
         return run(argv)
     except (UserError, sources_base.SourceError) as e:

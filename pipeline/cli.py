@@ -223,6 +223,40 @@ class StopSignals:
         return False
 
 
+_STARTING: dict = {}      # signal -> handler before stop_while_starting
+
+
+def stop_while_starting(module_name: str, program: str) -> None:
+    """Called by an entry point at the top of its module, before TensorFlow or Beam load,
+    when it runs as the program (``module_name`` is ``"__main__"``): until ``started()``
+    (the first line of its ``main``), SIGINT or SIGTERM ends the command at once with one
+    line, instead of a traceback through the imports (Ctrl-C) or no word at all (SIGTERM).
+    Nothing has been done by then, so nothing is left to clean up. A signal the shell
+    ignores (a background job's SIGINT) stays ignored. Imported as a library it changes
+    nothing."""
+    if module_name != "__main__" or threading.current_thread() is not threading.main_thread():
+        return
+
+    def handle(signum, frame):
+        stop = Stopped(signum)
+        print(f"[{program}] stopped by {stop.name} while starting: nothing was done.",
+              file=sys.stderr, flush=True)
+        # At once: an exception could land in an import's callback, which ignores it.
+        os._exit(stop.exit_code)
+
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            _STARTING[signum] = signal.signal(signum, handle)
+
+
+def started() -> None:
+    """Ends ``stop_while_starting``: the handlers from before come back (the command's own
+    ``StopSignals`` takes over where it has work to stop cleanly)."""
+    for signum, previous in _STARTING.items():
+        signal.signal(signum, previous)
+    _STARTING.clear()
+
+
 def command_line(module: str, args) -> str:
     """``python -m module args``, quoted for a POSIX shell: the command that reruns it."""
     return " ".join(shlex.quote(part) for part in ["python", "-m", module, *args])

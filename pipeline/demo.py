@@ -30,6 +30,7 @@ import time
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "demo")    # one line, not a traceback
 
 from absl import app, flags
 
@@ -149,6 +150,7 @@ def run_evaluation(workdir: str, split: str = "test") -> dict:
 
 
 def main(argv):
+    cli.started()
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2

@@ -34,6 +34,7 @@ from pipeline import cli
 from pipeline.media.drawing import fit, font, text_width
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "show")    # one line, not a traceback
 
 import numpy as np
 from absl import app, flags
@@ -622,6 +623,7 @@ def show(build_dir: str, split: str = "train", output: str = "show", *, per_clas
 
 
 def main(argv: list[str]) -> int:
+    cli.started()
     if len(argv) != 2:
         print("error: give one build directory (the folder holding "
               f"{schema.DATASET_INFO_FILE}), e.g. python -m pipeline.show records/ucf101/demo",

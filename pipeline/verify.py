@@ -23,6 +23,7 @@ import sys
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "verify")    # one line, not a traceback
 
 from absl import app, flags
 
@@ -345,6 +346,7 @@ def plot_stats(build_dir: str, info: dict, stats: dict, reasons: dict, path: str
 
 
 def main(argv):
+    cli.started()
     if len(argv) != 2:
         print("usage: python -m pipeline.verify BUILD_DIR   (the folder holding "
               f"{schema.DATASET_INFO_FILE})", file=sys.stderr)

@@ -51,6 +51,19 @@ def run_module(module: str, *args: str, cwd=None, env=None, timeout=600):
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+# Lines users read as "something is wrong" though nothing is: TensorFlow's start-up
+# notices, Keras's per-epoch warnings when handed a dataset, Beam's start-up logs.
+NOISE = ("Unable to register", "cuDNN", "cuBLAS", "cuFFT", "Could not find cuda",
+         "TensorRT", "oneDNN", "cpu_feature_guard", "shuffle=True", "ran out of data",
+         "Local rendezvous", "OUT_OF_RANGE", "apitools", "Logging handler created",
+         "absl::InitializeLog", "UserWarning", "DeprecationWarning")
+
+
+def noise_lines(text: str) -> list[str]:
+    """The lines of ``text`` that are library noise (NOISE)."""
+    return [line for line in text.splitlines() if any(n in line for n in NOISE)]
+
+
 # --------------------------------------------------------------------------
 # A tiny build and a tiny trained run, shared by the tests of everything that
 # uses a trained model (evaluate, predict, serve, export): built once a session.

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_module
+from conftest import ROOT, noise_lines, run_module
 from pipeline import demo, synthetic
 from tfrecords import schema
 
@@ -26,6 +26,11 @@ def test_demo_builds_trains_and_reaches_90_percent(tmp_path):
     """The README command exactly: defaults, training included (a few minutes on 2 cores)."""
     r = run_module("pipeline.demo", "--output_dir", str(tmp_path), timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # The build, the trainer (python -m trainers.train) and the evaluation it runs print
+    # their own lines and no library noise (tests/test_quiet.py: --verbose brings it back).
+    out = r.stdout + r.stderr
+    assert not noise_lines(out), noise_lines(out)
+    assert re.search(r"Epoch \d+/\d+", out) and "[train] best epoch" in out, out[-3000:]
     build_dir = tmp_path / "records" / "ucf101" / "demo"
     assert f"[demo] verified {build_dir}" in r.stdout
     info = json.loads((build_dir / schema.DATASET_INFO_FILE).read_text())

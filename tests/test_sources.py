@@ -463,6 +463,7 @@ def test_listing_finds_what_a_glob_of_the_folder_finds(tmp_path, root_name):
     (root / "a" / "link.avi").symlink_to(root / "a" / "x.avi")
     (root / "linked").symlink_to(root / "elsewhere")            # a linked class folder
     (root / "loop").symlink_to(root / "loop")                     # a link to itself
+    (root / "a" / "loop.avi").symlink_to(root / "a" / "loop.avi")
     extensions = (".avi", ".mp4")
     for depth in (1, 2):
         found, odd = base.list_entries(str(root), extensions, depth)
@@ -471,7 +472,8 @@ def test_listing_finds_what_a_glob_of_the_folder_finds(tmp_path, root_name):
     found, odd = base.list_entries(str(root), extensions, 2)
     assert found == ["a/Y.MP4", "a/link.avi", "a/x.avi", "elsewhere/w.avi", "linked/w.avi"]
     assert [(rel, reason) for rel, reason, _ in odd] == [("a/folder.avi", "not_a_file"),
-                                                         ("a/gone.avi", "broken_link")]
+                                                         ("a/gone.avi", "broken_link"),
+                                                         ("a/loop.avi", "broken_link")]
     assert base.list_entries(str(tmp_path / "absent"), extensions, 2) == ([], [])
 
 

@@ -85,8 +85,10 @@ FAMILIES = {
     "conv3d": dict(filters=(4, 8), dense_units=(16,)),
     "cnn_rnn": dict(filters=(4, 8), dense_units=(16,), rnn_units=8),
     "cnn_rnn_lstm": dict(filters=(4, 8), dense_units=(16,), rnn="lstm", rnn_units=8),
+    # the backbone's last 5 layers trained, as in fine-tuning: a backward pass through all
+    # of it would add half a minute of graph tracing here
     "transfer_rnn": dict(backbone="MobileNet", alpha=0.25, weights=None, rnn_units=8,
-                         pool_size=0),
+                         pool_size=0, trainable_last_n=5),
 }
 
 
@@ -111,9 +113,10 @@ def test_video_families_train_from_records(video_build, tmp_path, name):
 
 @pytest.mark.slow
 def test_image_classifier_trains(image_build, tmp_path):
-    # A small backbone: the penalties under test are the dense head's, whatever the backbone.
+    # A small frozen backbone: the penalties under test are the dense head's, whatever the
+    # backbone (tracing a backward pass through it would double the test's time).
     config = _config(image_build, "image_classifier",
-                     dict(backbone="MobileNetV2", alpha=0.35, weights=None),
+                     dict(backbone="MobileNetV2", alpha=0.35, weights=None, trainable_last_n=0),
                      data={"eval_split": "val"},
                      train={"optimizer": "adamax", "class_weights": "balanced"})
     result = _train(config, tmp_path)

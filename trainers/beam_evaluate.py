@@ -44,6 +44,7 @@ import uuid
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "beam_evaluate")    # one line, not a traceback
 
 import apache_beam as beam
 import numpy as np
@@ -290,6 +291,7 @@ def evaluate_with_beam(run, beam_args: list[str], *, split: str | None = None,
 
 def main(argv: list[str]) -> int:
     """Runs the Beam evaluation from parsed flags (argv: program + Beam options)."""
+    cli.started()
     from trainers import workdir
     with cli.StopSignals():
         try:

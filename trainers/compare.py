@@ -20,6 +20,7 @@ from typing import Sequence
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "compare")    # one line, not a traceback
 
 from absl import app, flags
 
@@ -218,6 +219,7 @@ def compare(workdirs: Sequence[str], *, split: str = "test",
 
 
 def main(argv: list[str]) -> int:
+    cli.started()
     try:
         _, text = compare(argv[1:], split=FLAGS.split, metrics=FLAGS.metric, out=FLAGS.out)
     except RunError as e:

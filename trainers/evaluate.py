@@ -47,6 +47,7 @@ from typing import Any, Mapping, Sequence
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "evaluate")    # one line, not a traceback
 
 import numpy as np
 from absl import app, flags
@@ -486,6 +487,7 @@ def settings(fv: flags.FlagValues) -> dict:
 
 def main(argv: list[str]) -> int:
     """Runs the evaluation from parsed flags; returns the exit code (2 for user mistakes)."""
+    cli.started()
     from trainers import workdir
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}\nRun with --help to see every flag.",

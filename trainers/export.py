@@ -69,6 +69,7 @@ import time
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "export")    # one line, not a traceback
 
 from absl import app, flags, logging
 
@@ -436,6 +437,7 @@ def _write_json(path: str, data):
 def main(argv):
     """Exports from parsed flags; returns the exit code (2 for user mistakes, 130 / 143
     when SIGINT / SIGTERM stopped it: the temporary export folder is removed)."""
+    cli.started()
     with cli.StopSignals() as stops:
         try:
             try:

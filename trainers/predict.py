@@ -52,6 +52,7 @@ from typing import Any, Callable, Iterable
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "predict")    # one line, not a traceback
 
 import numpy as np
 from absl import app, flags
@@ -576,6 +577,7 @@ def _stopped(stop: cli.Stopped, done: int, left: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     """Predicts every input named in ``argv[1:]``; returns the exit status."""
+    cli.started()
     paths = argv[1:]
     mistake = _flag_mistake(paths)
     if mistake:

@@ -62,6 +62,7 @@ import uuid
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "serve")    # one line, not a traceback
 
 from absl import app as absl_app
 from absl import flags
@@ -679,6 +680,7 @@ def serve(workdir: str, *, checkpoint: str = "best", host: str = "127.0.0.1", po
 
 
 def main(argv):
+    cli.started()
     from trainers.workdir import RunError
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)

@@ -63,6 +63,7 @@ from typing import Any
 from pipeline import cli
 
 cli.quiet_unless_verbose(__name__)    # before TensorFlow and Beam load (unless --verbose)
+cli.stop_while_starting(__name__, "train")    # one line, not a traceback
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -575,6 +576,7 @@ def write_json(path: str, data):
 def main(argv):
     """Trains from parsed flags; returns the exit code (2 for user mistakes and damaged
     records, 130 / 143 when SIGINT / SIGTERM stopped it)."""
+    cli.started()
     with cli.StopSignals(raise_stop=False) as signals:
         try:
             _check_usage(argv)

@@ -124,17 +124,28 @@ def _local_entries(root: str, depth: int) -> list[tuple[str, bool]]:
                     for entry in it:
                         if entry.name.startswith("."):
                             continue
-                        try:
-                            if last:
-                                found.append((entry.path, entry.is_file()))
-                            elif entry.is_dir():
-                                found.append(entry.path)
-                        except OSError:
-                            continue
+                        if last:
+                            found.append((entry.path, _is_file(entry)))
+                        elif _is_dir(entry):
+                            found.append(entry.path)
             except OSError:
                 continue
         folders = found
     return sorted(folders)
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:             # a loop of links, a folder it may not look into
+        return False
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def list_files(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
