@@ -490,3 +490,13 @@ def test_local_files_are_read_whole_whatever_their_size(tmp_path):
         files.read_bytes(str(tmp_path / "missing"))
     with pytest.raises(IsADirectoryError):
         files.read_bytes(str(tmp_path))
+
+
+def test_an_item_goes_through_the_listing_file_unchanged():
+    import json
+    item = Item(path="/d/Kick_1_000000000003_keypoints.json", video_id="Kick_1", split="val",
+                label=1, label_text="laces", kind="keypoints",
+                files=("/d/a.json", "/d/b.json"),
+                extra={"frame_numbers": [3, 4], "segments": [[0.0, 1.5, 1]]})
+    back = Item.from_json_dict(json.loads(json.dumps(item.to_json_dict())))
+    assert back == item and back.extra == item.extra and isinstance(back.files, tuple)

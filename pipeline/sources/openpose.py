@@ -101,13 +101,14 @@ def _group_files(data_dir: str, val: float,
         match = OPENPOSE_FILE.match(rel)
         problems.append(Problem(join(data_dir, rel), FILE_STAGE, reason, detail,
                                 hash_split(match.group(1) if match else rel, val, test)))
+    prefix = join(data_dir, "")          # rel has no leading '/': prefix + rel is the join
     for rel in found:
         match = OPENPOSE_FILE.match(rel)
         if not match:
-            problems.append(Problem(join(data_dir, rel), FILE_STAGE, "bad_file_name",
+            problems.append(Problem(prefix + rel, FILE_STAGE, "bad_file_name",
                                     f"expected {OPENPOSE_PATTERN}", hash_split(rel, val, test)))
             continue
-        videos.setdefault(match.group(1), []).append((int(match.group(2)), join(data_dir, rel)))
+        videos.setdefault(match.group(1), []).append((int(match.group(2)), prefix + rel))
     for video, frames in videos.items():
         frames.sort()
         kept, stray = _main_run(frames)
