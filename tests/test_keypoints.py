@@ -487,6 +487,10 @@ def test_real_soccer_records(real_dir):
     ('{"people": [{"pose_keypoints_2d": [1e400' + ", 0" * 74 + "]}]}", None),
     ('{"people": [{"pose_keypoints_2d": [Infinity' + ", 0" * 74 + "]}]}", None),
     ('{"people": [{"pose_keypoints_2d": [' + "9" * 400 + ", 0" * 74 + "]}]}", None),
+    ('{"people": [{"pose_keypoints_2d": [NaN' + ", 0" * 74 + "]}]}", None),
+    ("\ufeff" + '{"people": [{"pose_keypoints_2d": [-1e400' + ", 0" * 74 + "]}]}", None),
+    ('{"people": [{"pose_keypoints_2d": [1.7976931348623157e308' + ", 0" * 74 + "]}]}",
+     1.7976931348623157e308),
 ])
 def test_files_the_fast_parser_refuses_read_as_the_standard_one_reads_them(tmp_path, text,
                                                                           expected):

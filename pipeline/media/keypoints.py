@@ -185,17 +185,18 @@ def read_frame(path: str) -> np.ndarray:
         raise FrameError("unexpected_error", f"{type(e).__name__}: {e}") from None
 
 
-def _parse_json(raw: bytes):
-    """The JSON value of ``raw``. orjson (several times faster) reads every well-formed
-    UTF-8 file; whatever it refuses (a byte-order mark, NaN or Infinity, an integer past
-    64 bits, or a real error) is read again by the standard library, which accepts the
-    first three and names the error of the last."""
+def _parse_json(raw: bytes) -> tuple[object, bool]:
+    """The JSON value of ``raw``, and whether every number in it is finite for sure.
+    orjson (several times faster) reads every well-formed UTF-8 file, and refuses any
+    number that is not finite as a double (NaN, Infinity, 1e400); whatever it refuses (a
+    byte-order mark, those numbers, or a real error) is read again by the standard
+    library, which accepts the first two and names the error of the last."""
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw), True
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(raw.decode("utf-8-sig"))
+        return json.loads(raw.decode("utf-8-sig")), False
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FrameError("malformed_json", str(e)) from None
     except RecursionError:
@@ -209,7 +210,7 @@ def _read_frame(path: str) -> np.ndarray:
         raw = files.read_bytes(path)
     except Exception as e:  # noqa: BLE001 - any I/O failure makes the frame missing
         raise FrameError("unreadable_file", f"{type(e).__name__}: {e}") from None
-    data = _parse_json(raw)
+    data, finite = _parse_json(raw)
     if not isinstance(data, dict):
         raise FrameError("malformed_json", f"top level is a {type(data).__name__}, not an object")
     if not isinstance(data.get("people"), list):
@@ -235,10 +236,11 @@ def _read_frame(path: str) -> np.ndarray:
         i = next(i for i, points in enumerate(rows) if not _fits_float(points))
         raise FrameError("non_finite", f"person {i} has a number too large for a "
                                        "float") from None
-    finite = np.isfinite(values).all(axis=1)
-    if not finite.all():
-        raise FrameError("non_finite", f"person {int(np.argmin(finite))} has NaN or infinite "
-                                       "values")
+    if not finite:
+        finite_rows = np.isfinite(values).all(axis=1)
+        if not finite_rows.all():
+            raise FrameError("non_finite", f"person {int(np.argmin(finite_rows))} has NaN or "
+                                           "infinite values")
     return values
 
 
