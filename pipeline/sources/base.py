@@ -92,7 +92,7 @@ def list_entries(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
     if files.is_remote(root):
         entries = [(path, True) for path in files.match(pattern)]
     else:
-        entries = _local_entries(root, depth)
+        entries = files.local_entries(root, depth)
     for path, is_file in entries:
         rel = path[len(root):].lstrip("/").replace(os.sep, "/")
         if not (rel.lower().endswith(exts) and rel.count("/") == depth - 1):
@@ -106,46 +106,6 @@ def list_entries(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
             odd.append((rel, "not_a_file", "a folder (or another non-file) with a file's "
                                            "name"))
     return sorted(found), odd
-
-
-def _local_entries(root: str, depth: int) -> list[tuple[str, bool]]:
-    """(path, is a regular file or a link to one) of what lies ``depth`` levels below a local
-    ``root``, in path order: the entries ``glob`` gives for ``root/*/*`` (hidden names
-    skipped, linked folders followed, unreadable folders skipped), read with one
-    ``scandir`` per folder, so that a plain file costs no ``stat`` of its own and a name
-    with glob characters (``[``, ``*``) in ``root`` is taken as it is."""
-    folders = [root or "/"]
-    for level in range(depth):
-        last = level == depth - 1
-        found: list = []
-        for folder in folders:
-            try:
-                with os.scandir(folder) as it:
-                    for entry in it:
-                        if entry.name.startswith("."):
-                            continue
-                        if last:
-                            found.append((entry.path, _is_file(entry)))
-                        elif _is_dir(entry):
-                            found.append(entry.path)
-            except OSError:
-                continue
-        folders = found
-    return sorted(folders)
-
-
-def _is_file(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_file()
-    except OSError:             # a loop of links, a folder it may not look into
-        return False
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
 
 
 def list_files(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
