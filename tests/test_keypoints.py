@@ -494,7 +494,8 @@ def test_real_soccer_records(real_dir):
 ])
 def test_files_the_fast_parser_refuses_read_as_the_standard_one_reads_them(tmp_path, text,
                                                                           expected):
-    """A byte-order mark, an integer past 64 bits, Infinity: the standard library decides."""
+    """A byte-order mark, numbers that are not finite as doubles: the standard library
+    decides (an integer past 64 bits reads as the same double either way)."""
     path = tmp_path / "a_000000000000_keypoints.json"
     path.write_text(text, encoding="utf-8")
     if expected is None:
