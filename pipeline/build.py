@@ -330,6 +330,8 @@ def run(argv: list[str]) -> int:
                         "(or choose another --config_name)")
 
     work_dir = partial.work_dir_for(dataset_dir, config_name)
+    # the folders this build makes, to remove again if it ends with nothing in them
+    made = [d for d in (dataset_dir, FLAGS.output_dir) if not files.exists(d)]
     for gone in partial.remove_legacy(dataset_dir, config_name):
         print(f"[build] removed {gone}, left by a build that was killed", file=sys.stderr)
     try:
@@ -344,9 +346,12 @@ def run(argv: list[str]) -> int:
             info, tally = _build_into(work_dir, plan, settings, options, config_name,
                                       data_dir, argv[1:])
         except cli.Stopped as stop:
-            return _stopped(stop, work_dir, plan, argv)
+            code = _stopped(stop, work_dir, plan, argv)
+            _remove_if_empty(made)
+            return code
         except BaseException:
             _keep_for_resume(work_dir)
+            _remove_if_empty(made)
             raise
         signals.raise_stop = False        # a signal now waits for the commit (a rename)
         return _commit_or_refuse(work_dir, final_dir, info, tally, time.monotonic() - started)
@@ -452,6 +457,17 @@ def _keep_for_resume(work_dir: str) -> None:
             finalise.remove_quietly(work_dir)
     except OSError:
         pass
+
+
+def _remove_if_empty(folders: list[str]) -> None:
+    """Removes the local folders of ``folders`` (innermost first) that are empty: a build
+    that ends with nothing kept leaves no empty OUTPUT_DIR/DATASET behind."""
+    for folder in folders:
+        if not files.is_remote(folder):
+            try:
+                os.rmdir(folder)
+            except OSError:         # not empty (a kept work folder, another build), or gone
+                return
 
 
 def _stopped(stop: cli.Stopped, work_dir: str, plan: Plan | None, argv) -> int:

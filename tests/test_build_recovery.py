@@ -137,6 +137,7 @@ def test_ctrl_c_in_a_terminal_stops_the_build_and_its_workers(slow_data, tmp_pat
         "pipeline.build ")
     assert _workers_of(proc.pid) == []
     assert not work.exists() and not (out / "ucf101" / "c").exists()
+    assert not out.exists()         # the folders the build made, empty, are gone too
 
 
 def _dead_pid() -> int:
@@ -282,3 +283,17 @@ def test_bad_openpose_files_are_masked_frames_or_named_strays(real_dir, tmp_path
     assert parsed["source_indices"].numpy().tolist() == list(range(first, first + n))
     context = tf.train.SequenceExample.FromString(record).context.feature
     assert context[schema.KEYPOINTS_NUM_MISSING_FRAMES].int64_list.value[0] == 2   # masked
+
+
+def test_a_build_that_keeps_nothing_leaves_no_empty_output_folders(tmp_path, capsys):
+    (tmp_path / "data").mkdir()                     # no class folder: an empty dataset
+    out = tmp_path / "new" / "out"
+    assert build.build_main(["build", "--dataset=folder", f"--data_dir={tmp_path / 'data'}",
+                             f"--output_dir={out}", "--noprogress"]) == 2
+    assert "empty" in capsys.readouterr().err
+    # OUTPUT_DIR and OUTPUT_DIR/DATASET are removed; folders above OUTPUT_DIR are left
+    assert not out.exists() and (tmp_path / "new").exists()
+    (out / "folder").mkdir(parents=True)                          # already there: kept
+    assert build.build_main(["build", "--dataset=folder", f"--data_dir={tmp_path / 'data'}",
+                             f"--output_dir={out}", "--noprogress"]) == 2
+    assert (out / "folder").is_dir() and list((out / "folder").iterdir()) == []
