@@ -25,7 +25,6 @@ multi-process mode).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import sys
 import time
@@ -559,15 +558,6 @@ def build_main(argv: list[str]) -> int:
     return main(parse_flags(argv))
 
 
-def _exit(code: int):
-    """Exits with ``code`` at once: without waiting for Beam's threads after a stop, and
-    without the interpreter's tear-down of Beam's modules (half a second) after a build,
-    whose every file is written and committed (or removed) before ``main`` returns."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    app.run(lambda argv: _exit(main(argv)), flags_parser=parse_flags)
+    # every file is written and committed (or removed) before main returns
+    app.run(lambda argv: cli.exit_at_once(main(argv)), flags_parser=parse_flags)

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 
+from pipeline import cli
 from pipeline.partial import pid_alive
 
 DRIVER_PID = "ACTIONFLOW_DRIVER_PID"      # set by pipeline.runner for the workers it starts
@@ -40,10 +41,6 @@ if __name__ == "__main__":
         sys.stderr = _QuietWithoutDriver(sys.stderr, int(os.environ[DRIVER_PID]))
     from apache_beam.runners.worker import sdk_worker_main
     sdk_worker_main.main(sys.argv)
-    # main returns once the driver has closed the connection: all work is handed back. The
-    # driver waits for this process to end, so skip the interpreter's tear-down of Beam's
-    # modules and threads (about half a second per worker at the end of every build).
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    # main returns once the driver has closed the connection: all work is handed back, and
+    # the driver waits for this process to end (about half a second of tear-down saved).
+    cli.exit_at_once(0)

@@ -97,7 +97,7 @@ def read_bytes(path: str) -> bytes:
     """The whole file; a local one in one read of its size (half the time of ``open()``'s
     buffered reader on the small files of frame folders and OpenPose output)."""
     if is_remote(path):
-        with _remote.open(path) as f:
+        with open_read(path) as f:
             return f.read()
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
@@ -149,13 +149,22 @@ def match(pattern: str) -> list[str]:
     return sorted(_remote.match(pattern))
 
 
-def local_files(folder: str, depth: int = 1) -> list[str]:
-    """The files ``depth`` levels below a local ``folder``, sorted: what ``match`` gives for
-    ``folder/*`` (``folder/*/*`` for depth 2), without a ``stat`` per plain file."""
-    return [path for path, is_file in local_entries(folder, depth) if is_file]
+def files_below(root: str, depth: int = 1) -> list[str]:
+    """The files ``depth`` levels below ``root``, sorted: what ``match`` gives for ``root/*``
+    (``root/*/*`` for depth 2); a local folder without a ``stat`` per plain file."""
+    return [path for path, is_file in entries_below(root, depth) if is_file]
 
 
-def local_entries(root: str, depth: int) -> list[tuple[str, bool]]:
+def entries_below(root: str, depth: int) -> list[tuple[str, bool]]:
+    """(path, is a file) of what lies ``depth`` levels below ``root``, in path order: a
+    remote root's files by ``match`` (object stores list files only), a local one's
+    entries by ``_local_entries``."""
+    if is_remote(root):
+        return [(path, True) for path in match(join(root, *["*"] * depth))]
+    return _local_entries(root, depth)
+
+
+def _local_entries(root: str, depth: int) -> list[tuple[str, bool]]:
     """(path, is a regular file or a link to one) of what lies ``depth`` levels below a local
     ``root``, in path order: the entries ``glob`` gives for ``root/*/*`` (hidden names
     skipped, linked folders followed, unreadable folders skipped), read with one

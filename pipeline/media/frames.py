@@ -58,9 +58,7 @@ def list_frame_files(folder: str) -> list[tuple[int, str]]:
     """
     root = folder.rstrip("/")
     found = []
-    listed = files.match(files.join(root, "*")) if files.is_remote(root) else \
-        files.local_files(root)
-    for path in listed:
+    for path in files.files_below(root):
         rel = path[len(root):].lstrip("/\\")
         if "/" not in rel and "\\" not in rel and is_image(rel):
             found.append((frame_number(rel), path))
@@ -75,9 +73,7 @@ def list_subfolders(root: str) -> set[str]:
     """
     root = root.rstrip("/")
     names = set()
-    listed = files.match(files.join(root, "*", "*")) if files.is_remote(root) else \
-        files.local_files(root, 2)
-    for path in listed:
+    for path in files.files_below(root, 2):
         rel = path[len(root):].lstrip("/\\").replace("\\", "/")
         if rel.count("/") == 1:
             names.add(rel.split("/")[0])

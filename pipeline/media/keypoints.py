@@ -455,7 +455,7 @@ def read_sequence(item: Item,
     num_points = length // 3
 
     present = np.zeros(total, bool)
-    rows, frame_of = [], []
+    rows, positions = [], []
     for number, (path, arrays) in raw.items():
         if len(arrays) and arrays.shape[1] != length:
             problems.append(_problem(item, path, "wrong_length",
@@ -465,15 +465,16 @@ def read_sequence(item: Item,
         present[number - first] = True
         if len(arrays):
             rows.append(arrays)
-            frame_of.append(np.full(len(arrays), number - first))
+            positions.append(number - first)
     points = np.concatenate(rows).reshape(-1, num_points, 3)      # rows: the layout's length
+    frame_of = np.repeat(positions, [len(a) for a in rows])
     unseen = points[:, :, 2] <= 0
     points[unseen] = 0.0
     anyone = ~unseen.all(axis=1)
     if not anyone.any():
         raise MediaError("no_people", f"no point with confidence > 0 in any of the "
                                f"{len(raw)} usable files")
-    people = _people(points[anyone], np.concatenate(frame_of)[anyone], total)
+    people = _people(points[anyone], frame_of[anyone], total)
 
     chosen = resolve_points(spec.keypoints, layout)
     frame, slot, person = _select(people, spec.person_policy, spec.max_people)

@@ -87,13 +87,8 @@ def list_entries(root: str, extensions: Iterable[str] = VIDEO_EXTENSIONS,
     """
     exts = tuple(e.lower() for e in extensions)
     root = root.rstrip("/")
-    pattern = files.join(root, *(["*"] * depth))
     found, odd = [], []
-    if files.is_remote(root):
-        entries = [(path, True) for path in files.match(pattern)]
-    else:
-        entries = files.local_entries(root, depth)
-    for path, is_file in entries:
+    for path, is_file in files.entries_below(root, depth):
         rel = path[len(root):].lstrip("/").replace(os.sep, "/")
         if not (rel.lower().endswith(exts) and rel.count("/") == depth - 1):
             continue

@@ -97,11 +97,11 @@ def _group_files(data_dir: str, val: float,
     videos: dict[str, list[tuple[int, str]]] = {}
     problems = []
     found, odd = list_entries(data_dir, extensions=(OPENPOSE_SUFFIX,), depth=1)
+    prefix = join(data_dir, "")          # rel has no leading '/': prefix + rel is the join
     for rel, reason, detail in odd:
         match = OPENPOSE_FILE.match(rel)
-        problems.append(Problem(join(data_dir, rel), FILE_STAGE, reason, detail,
+        problems.append(Problem(prefix + rel, FILE_STAGE, reason, detail,
                                 hash_split(match.group(1) if match else rel, val, test)))
-    prefix = join(data_dir, "")          # rel has no leading '/': prefix + rel is the join
     for rel in found:
         match = OPENPOSE_FILE.match(rel)
         if not match:
