@@ -5,8 +5,11 @@ Used by the build (``pipeline.build``) and the Beam evaluation
 
 - ``pipeline_options(args, log_level)``: Beam's ``PipelineOptions`` from the command-line
   flags an entry point does not own; local multi-process on all cores by default.
-- ``make_runner(options)``: the runner the options name, or the local batch engine.
+- ``make_runner(options, worker_command)``: the runner the options name, or the local
+  batch engine.
+- ``forks_workers(options)``: whether the options ask for local worker processes.
 - ``is_local(options, runner)``: whether the workers run on this machine.
+- ``threads_per_worker(options, runner)``: the threads each local worker process may use.
 - ``ProgressDoFn`` and ``FolderWatch``: local workers mark each finished element with
   one byte in a file of their own; the driver counts the bytes for its progress line.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 import threading
 import uuid
@@ -145,9 +149,18 @@ def runner_name(options) -> str:
     return runner if isinstance(runner, str) else type(runner).__name__
 
 
-def make_runner(options):
+def forks_workers(options) -> bool:
+    """Whether the options ask for the local engine with worker processes (which a build
+    starts as forks: ``pipeline.worker.WorkerForks``)."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+    return (not options.view_as(StandardOptions).runner and
+            options.view_as(DirectOptions).direct_running_mode == "multi_processing")
+
+
+def make_runner(options, worker_command: str | None = None):
     """The runner named in the options (None: Beam makes it); without one, the local
-    batch engine.
+    batch engine, whose worker processes run ``worker_command`` (default: a fresh
+    ``python -m pipeline.worker``).
 
     Beam's DirectRunner first tries to download the Prism runner binary; a
     build must work offline, so without ``--runner`` we start the engine the
@@ -177,7 +190,8 @@ def make_runner(options):
                 direct.direct_running_mode = "multi_processing (pipeline.worker)"
                 self._default_environment = (
                     environments.SubprocessSDKEnvironment.from_command_string(
-                        command_string=f"{sys.executable} -m pipeline.worker"))
+                        command_string=worker_command or
+                        f"{shlex.quote(sys.executable)} -m pipeline.worker"))
                 try:
                     return super().run_pipeline(pipeline, options)
                 finally:
@@ -192,6 +206,20 @@ def make_runner(options):
 def describe_runner(options, runner) -> str:
     """The name of the runner a pipeline made by ``make_runner`` runs on."""
     return "FnApiRunner" if runner is not None else runner_name(options)
+
+
+def threads_per_worker(options, runner) -> int:
+    """Threads each worker process of a local multi-process run may give its libraries
+    (decoding, resizing) so that together they fill the cores once: cores divided by
+    worker processes, at least 1. 0 (the libraries' defaults, a thread per core) for a run
+    in the driver's process alone and on other runners, whose sharing of the cores this
+    process cannot see."""
+    from apache_beam.options.pipeline_options import DirectOptions
+    direct = options.view_as(DirectOptions)
+    if not is_local(options, runner) or direct.direct_running_mode != "multi_processing":
+        return 0
+    cores = os.cpu_count() or 1
+    return max(1, cores // (direct.direct_num_workers or cores))
 
 
 def is_local(options, runner) -> bool:

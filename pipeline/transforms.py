@@ -33,7 +33,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline import partial
 from pipeline.finalise import SHARDS_PREFIX
-from pipeline.media import files
+from pipeline.media import files, video
 from pipeline.media.items import Item, MediaError
 from pipeline.media.records import BuildSettings, make_item_records, problem_dict
 from pipeline.runner import ProgressDoFn, WriteJsonLines
@@ -74,10 +74,11 @@ class MakeRecords(ProgressDoFn):
     happens; the bad files of an item that is written travel with its first record."""
 
     def __init__(self, settings: BuildSettings, progress_dir: str | None = None,
-                 work_dir: str | None = None):
+                 work_dir: str | None = None, threads: int = 0):
         super().__init__(progress_dir)
         self.settings = settings
         self.work_dir = work_dir
+        self.threads = threads          # per worker process (video.set_threads); 0: defaults
         self._failed_log = None
         self.ok = Metrics.counter("actionflow", "items_written")
         self.records = Metrics.counter("actionflow", "records_written")
@@ -85,6 +86,11 @@ class MakeRecords(ProgressDoFn):
         self.bad_files = Metrics.counter("actionflow", "files_quarantined")
         self.frames = Metrics.counter("actionflow", "frames_written")
         self.decode_ms = Metrics.distribution("actionflow", "decode_ms_per_item")
+
+    def setup(self):
+        super().setup()
+        if self.threads:
+            video.set_threads(self.threads)
 
     def finish_bundle(self):
         if self._failed_log is not None:     # closed with its bundle: whole on every runner
@@ -349,17 +355,19 @@ def shard_counts_for(selected, settings: BuildSettings, requested: int) -> dict[
 
 
 def build_graph(p, listing_dir: str, settings: BuildSettings, work_dir: str,
-                shard_counts: dict[str, int], progress_dir: str | None):
+                shard_counts: dict[str, int], progress_dir: str | None, threads: int = 0):
     """Adds the build to pipeline ``p``: the items and a stopped build's finished parts come
     from the files in ``listing_dir`` (``partial.write_listing``); part files, their
     ``.json``, failed items' logs and the shard list land in ``work_dir``, from which the
-    driver counts and writes the rest (``pipeline.finalise``)."""
+    driver counts and writes the rest (``pipeline.finalise``). ``threads``: what each
+    worker process gives its decoder and OpenCV (``video.set_threads``; 0: defaults)."""
     records = (p
                | "Listing" >> beam.Create([listing_dir], reshuffle=False)
                | "ItemFiles" >> beam.FlatMap(_item_files)
                | "SpreadFiles" >> beam.Reshuffle()
                | "ReadItems" >> beam.FlatMap(_read_items)
-               | "MakeRecords" >> beam.ParDo(MakeRecords(settings, progress_dir, work_dir)))
+               | "MakeRecords" >> beam.ParDo(MakeRecords(settings, progress_dir, work_dir,
+                                                              threads)))
     finished_parts = (p | "FinishedParts" >> ReadRows(files.join(listing_dir, "parts.jsonl"))
                       | "KeyParts" >> beam.Map(lambda r: ((r[0], r[1]), r[2])))
     shards = records | "WriteSplits" >> WriteSplits(work_dir, shard_counts, finished_parts)

@@ -81,6 +81,22 @@ def test_build_and_verify_two_workers(ucf_tree, tmp_path):
         "test.tfrecord-00000-of-00001", "train.tfrecord-00000-of-00001"]
 
 
+def test_forked_workers_and_thread_counts_write_the_same_bytes(ucf_tree, tmp_path):
+    """Workers forked from the fork server, one decoding thread each (the default with a
+    worker per core), write the shards that fresh workers with two threads each write."""
+    flags_ = ("--sampling=all", "--resize_shorter=40", "--num_shards=2", *TWO_WORKERS)
+    forked = _build(ucf_tree, tmp_path, "--config_name=forked", *flags_)
+    fresh = _build(ucf_tree, tmp_path, "--config_name=fresh", "--nofork_workers",
+                   "--decode_threads=2", *flags_)
+    assert forked.returncode == 0, forked.stderr
+    assert fresh.returncode == 0, fresh.stderr
+    shards = {name: {p.name: p.read_bytes() for p in (tmp_path / "ucf101" / name).iterdir()
+                     if "tfrecord" in p.name} for name in ("forked", "fresh")}
+    assert len(shards["forked"]) == 4 and shards["forked"] == shards["fresh"]
+    assert (_info(tmp_path / "ucf101" / "forked")["flags"]["fork_workers"],
+            _info(tmp_path / "ucf101" / "fresh")["flags"]["decode_threads"]) == (True, 2)
+
+
 def test_records_hold_the_sampled_frames(ucf_tree, tmp_path):
     r = _build(ucf_tree, tmp_path, "--sampling=segments", "--num_frames=4", "--image_format=png",
                "--config_name=seg", "--max_examples_per_split=2", "--direct_num_workers=1")

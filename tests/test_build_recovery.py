@@ -33,7 +33,7 @@ def slow_data(tmp_path_factory) -> pathlib.Path:
 
 def _args(data, out, name, *extra) -> list[str]:
     return ["--dataset=ucf101", f"--data_dir={data}", f"--output_dir={out}",
-            f"--config_name={name}", "--sampling=all", "--size=80x60", "--num_shards=3",
+            f"--config_name={name}", "--sampling=all", "--size=320x240", "--num_shards=3",
             *extra]
 
 
@@ -59,17 +59,32 @@ def _wait_for_a_finished_part(proc, work: pathlib.Path, timeout: float = 180.0):
         time.sleep(0.05)
 
 
-def _workers_of(pid: int) -> list[int]:
-    """Processes still running that a build driver ``pid`` started as its local workers."""
+def _workers_of(proc: subprocess.Popen) -> list[int]:
+    """Processes still running that the build driver ``proc`` started for its local workers:
+    its fork server and the workers forked from it (they keep the driver's command line),
+    and fresh workers and worker commands (they carry the driver's id in their environment)."""
     found = []
+    command = "".join(f"{arg}\0" for arg in proc.args).encode()
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             environ = pathlib.Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
+            cmdline = pathlib.Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = pathlib.Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue
-        if f"ACTIONFLOW_DRIVER_PID={pid}\0".encode() in environ:
+        if int(entry) != proc.pid and state != "Z" and (cmdline == command or
+                             f"ACTIONFLOW_DRIVER_PID={proc.pid}\0".encode() in environ):
             found.append(int(entry))
     return found
+
+
+def _freeze_workers(proc: subprocess.Popen) -> None:
+    """Stops (SIGSTOP) the build's worker processes where they are, so the build is stopped
+    mid-way however fast they are; the driver's stop ends them (SIGKILL)."""
+    workers = _workers_of(proc)
+    assert len(workers) >= 3, workers          # the fork server and the two workers at least
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
 
 
 def _stop_line(stderr: str) -> str:
@@ -87,6 +102,7 @@ def test_sigterm_keeps_finished_records_and_the_rerun_writes_the_same_shards(slo
     work = out / "ucf101" / ".s.partial"
     proc = _start(_args(slow_data, out, "s", "--direct_num_workers=2"), env={"TMPDIR": str(tmp)})
     _wait_for_a_finished_part(proc, work)
+    _freeze_workers(proc)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143, stderr
@@ -97,7 +113,7 @@ def test_sigterm_keeps_finished_records_and_the_rerun_writes_the_same_shards(slo
     kept = int(match.group(1))
     assert 0 < kept < N_ITEMS
     assert match.group(3).split() == _args(slow_data, out, "s", "--direct_num_workers=2")
-    assert _workers_of(proc.pid) == []
+    assert _workers_of(proc) == []
     assert not (work / partial.LOCK).exists() and (work / partial.MANIFEST).exists()
     assert not (out / "ucf101" / "s").exists()
     assert list(tmp.iterdir()) == []                  # no progress folder left behind
@@ -129,13 +145,14 @@ def test_ctrl_c_in_a_terminal_stops_the_build_and_its_workers(slow_data, tmp_pat
     proc = _start(_args(slow_data, out, "c", "--direct_num_workers=2", "--noresume"),
                   new_session=True)
     _wait_for_a_finished_part(proc, work)
+    _freeze_workers(proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert _stop_line(stderr).startswith(
         "[build] stopped by SIGINT: nothing kept (--noresume). Resume with: python -m "
         "pipeline.build ")
-    assert _workers_of(proc.pid) == []
+    assert _workers_of(proc) == []
     assert not work.exists() and not (out / "ucf101" / "c").exists()
     assert not out.exists()         # the folders the build made, empty, are gone too
 

@@ -226,3 +226,33 @@ def test_type_inference_is_off_unless_asked_for():
     assert runner.pipeline_options([]).view_as(TypeOptions).pipeline_type_check is False
     asked = runner.pipeline_options(["--pipeline_type_check"])
     assert asked.view_as(TypeOptions).pipeline_type_check is True
+
+
+@pytest.mark.parametrize("args,cores,want", [
+    ([], 2, 1),                                         # a worker per core: one thread each
+    (["--direct_num_workers=2"], 8, 4),
+    (["--direct_num_workers=3"], 8, 2),
+    (["--direct_num_workers=16"], 8, 1),
+    (["--direct_num_workers=1"], 4, 4),
+    (["--direct_running_mode=in_memory"], 8, 0),        # the driver alone: defaults
+    (["--runner=DaskRunner"], 8, 0),                    # another runner's workers: defaults
+])
+def test_threads_per_worker_share_the_cores(monkeypatch, args, cores, want):
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: cores)
+    options = runner.pipeline_options(args)
+    assert runner.threads_per_worker(options, runner.make_runner(options)) == want
+
+
+def test_make_records_gives_its_threads_to_the_libraries():
+    """The worker's DoFn sets the decoder's and OpenCV's threads once, in setup."""
+    from pipeline.media import video
+    settings = BuildSettings(SamplingSpec(), FrameSpec())
+    try:
+        fn = transforms.MakeRecords(settings, threads=1)
+        fn.setup()
+        assert (cv2.getNumThreads(), video._threads) == (1, 1)
+        video.set_threads(0)
+        transforms.MakeRecords(settings).setup()        # 0: left as they are
+        assert video._threads == 0 and cv2.getNumThreads() == cv2.getNumberOfCPUs()
+    finally:
+        video.set_threads(0)

@@ -15,6 +15,7 @@ import pytest
 from pipeline.media.encode import FrameSpec, output_size, parse_size, process_frame
 from pipeline.media.items import Clip, MediaError
 from pipeline.media.sampling import SamplingSpec, plan_indices
+from pipeline.media import video
 from pipeline.media.video import decode_video
 
 LEVEL_STEP = 4          # frame i is filled with gray 4*i (up to 64 frames)
@@ -742,3 +743,26 @@ def test_containers_without_a_frame_count_are_not_seeked(tmp_path):
     from pipeline.media import video
     path = _long_video(tmp_path / "long.mkv", range(300))
     assert video._seek_pass(path, [0, 299], FrameSpec(), 300, 10.0) is None
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("name", [v[0] for v in REAL_VIDEOS])
+def test_one_decoding_thread_gives_the_same_clip(real_dir, name):
+    """video.set_threads(1) (a worker process per core) changes the CPU spent, not a byte:
+    every frame decoded, resized and encoded alike, the capture opened with one thread."""
+    path = str(real_dir / "videos" / name)
+    spec = FrameSpec(resize_shorter=100)
+    clips = {}
+    try:
+        for threads in (0, 1, 3):
+            video.set_threads(threads)
+            with video.VideoReader(path) as reader:
+                if threads:
+                    assert cv2.getNumThreads() == threads
+                    assert reader.cap.get(cv2.CAP_PROP_N_THREADS) == threads
+            clips[threads] = decode_video(path, SamplingSpec(), spec)
+    finally:
+        video.set_threads(0)
+    assert clips[1].frames == clips[0].frames == clips[3].frames
+    assert clips[1].source_indices == clips[0].source_indices
+    assert clips[1].timestamps_us == clips[0].timestamps_us

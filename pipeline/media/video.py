@@ -54,6 +54,19 @@ COUNTED_CONTAINERS = (".mp4", ".m4v", ".mov", ".avi")
 # inside the range is still inside once its time is rounded to microseconds.
 BOUNDARY_MS = 4e-4
 
+_threads = 0               # see set_threads
+
+
+def set_threads(n: int) -> None:
+    """Decodes each video with ``n`` FFmpeg threads, and lets OpenCV's own operations
+    (colour conversion, resizing) use ``n`` threads, in this process; 0 leaves both at the
+    libraries' defaults (a thread per core). One thread spends less CPU per frame (between
+    a tenth and a half less: ``benchmarks/build_bench.py --only threads``), so a process
+    that shares the cores with other worker processes should use one."""
+    global _threads
+    _threads = max(0, int(n))
+    cv2.setNumThreads(_threads if _threads else -1)
+
 
 class Capture:
     """An OpenCV capture (a file or a camera) used as a context manager."""
@@ -89,7 +102,8 @@ class VideoReader(Capture):
 
     @staticmethod
     def _open(path: str) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG,
+                               [cv2.CAP_PROP_N_THREADS, _threads] if _threads else [])
         if not cap.isOpened():
             cap.release()
             raise MediaError("cannot_open", "OpenCV/FFmpeg could not open the file as a video "
