@@ -24,10 +24,13 @@ Measures, in one run, on this machine:
    importing Beam, importing the build, and whole one-video builds (in the driver's
    process as small builds run, with and without Beam's graph type inference, and with 1
    and 2 worker processes), medians of 5;
-8. sparse sampling of a long video (``--only seek``): 16 uniform frames of the 3-minute
+8. decoding threads (``--only threads``): CPU and wall per frame of decoding every frame
+   of three real videos with one FFmpeg thread against OpenCV's default, and of the
+   copies in 1 and 2 processes (a worker per core decodes with one thread);
+9. sparse sampling of a long video (``--only seek``): 16 uniform frames of the 3-minute
    1080p video, decoded by seeking across the gaps and by a full pass (the clips are
    compared), against a bare grab() of every frame; and the whole build command of it;
-9. the listing at scale (``--only listing``): builds of 20,000 and 200,000 empty files
+10. the listing at scale (``--only listing``): builds of 20,000 and 200,000 empty files
    (all quarantined, so the figures are the per-item overhead alone): wall time, the
    driver's peak RSS, the size of the job graph, against the graph a ``beam.Create`` of
    the listing would make.
@@ -224,8 +227,11 @@ def make_long_video(path: str, minutes: float, fps: int = 30, size=(1920, 1080))
 # --------------------------------------------------------------------------
 # Decode-only baseline.
 # --------------------------------------------------------------------------
-def decode_file(path: str) -> int:
-    cap = cv2.VideoCapture(path)
+def decode_file(path: str, threads: int = 0) -> int:
+    """Every frame of ``path`` read (grab and convert), with ``threads`` FFmpeg threads
+    (0: OpenCV's default, a thread per core)."""
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads] if threads
+                           else [])
     n = 0
     while True:
         ok, _ = cap.read()
@@ -236,13 +242,22 @@ def decode_file(path: str) -> int:
     return n
 
 
-def decode_only(paths: list[str], processes: int) -> tuple[int, float]:
+def _one_thread():
+    cv2.setNumThreads(1)
+
+
+def decode_only(paths: list[str], processes: int, threads: int = 0) -> tuple[int, float]:
+    """(frames, seconds) of ``decode_file`` over ``paths`` in ``processes`` processes, each
+    decoding with ``threads`` threads (0: OpenCV's default)."""
+    import functools
     t0 = time.perf_counter()
     if processes == 1:
-        frames = sum(decode_file(p) for p in paths)
+        frames = sum(decode_file(p, threads) for p in paths)
     else:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            frames = sum(pool.imap_unordered(decode_file, paths, chunksize=1))
+        with multiprocessing.get_context("fork").Pool(
+                processes, initializer=_one_thread if threads == 1 else None) as pool:
+            frames = sum(pool.imap_unordered(functools.partial(decode_file, threads=threads),
+                                             paths, chunksize=1))
     return frames, time.perf_counter() - t0
 
 
@@ -356,12 +371,14 @@ def main():
     ap.add_argument("--classes", type=int, default=5, help="class folders (default 5)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 10 copies, a 0.1-minute long video")
-    ap.add_argument("--only", choices=["resume", "listing", "scaling", "startup", "seek"],
+    ap.add_argument("--only", choices=["resume", "listing", "scaling", "startup", "seek",
+                                       "threads"],
                     default=None,
                     help="run one part alone: resume (stop at half-way and rerun), listing "
                          "(20,000 and 200,000 items), scaling (1 and 2 workers, local and "
-                         "Dask), startup (where a one-video build's time goes) or seek (16 "
-                         "frames of the long video, seeking against a full pass)")
+                         "Dask), startup (where a one-video build's time goes), seek (16 "
+                         "frames of the long video, seeking against a full pass) or threads "
+                         "(decoding with one thread against OpenCV's default)")
     ap.add_argument("--listing_sizes", default="20000,200000",
                     help="--only listing: the numbers of items (default 20000,200000)")
     args = ap.parse_args()
@@ -393,12 +410,16 @@ def main():
         return report_startup(command, work, one_dir)
     if args.only == "seek":
         return report_seek(command, work, args.long_minutes)
+    if args.only == "threads":
+        return report_threads(command, paths)
 
     # 2. Decode-only baseline.
     dec1_frames, dec1_s = decode_only(paths, 1)
     log(f"decode-only 1 process: {dec1_frames} frames in {dec1_s:.2f}s")
     dec2_frames, dec2_s = decode_only(paths, 2)
     log(f"decode-only Pool(2): {dec2_frames} frames in {dec2_s:.2f}s")
+    dec2t_frames, dec2t_s = decode_only(paths, 2, threads=1)
+    log(f"decode-only Pool(2), 1 thread each: {dec2t_frames} frames in {dec2t_s:.2f}s")
     src_frames = dec1_frames
     per_copy = src_frames // max(1, args.copies)
 
@@ -443,6 +464,9 @@ def main():
         f"{args.copies / dec1_s:,.1f} clips/s", f"{dec1_s:.2f} s", "", "baseline")
     add("Decode-only, Pool(2)", f"{fps(dec2_frames, dec2_s):,.0f} frames/s · "
         f"{args.copies / dec2_s:,.1f} clips/s", f"{dec2_s:.2f} s", "", "same-parallelism baseline")
+    add("Decode-only, Pool(2), 1 FFmpeg thread per process", f"{fps(dec2t_frames, dec2t_s):,.0f} "
+        f"frames/s · {args.copies / dec2t_s:,.1f} clips/s", f"{dec2t_s:.2f} s", "",
+        "the same decoding as the build's workers")
     for w in (1, 2):
         r = one[w]
         add(f"Build, 1 video, all frames, {w} worker(s)",
@@ -466,6 +490,7 @@ def main():
 
     b_fps = {k: (None if r["rc"] else fps(src_frames, r["wall_s"])) for k, r in builds.items()}
     d1, d2 = fps(src_frames, dec1_s), fps(dec2_frames, dec2_s)
+    d2t = fps(dec2t_frames, dec2t_s)
     ratio_rows = [
         ("all-frames build (2 workers) / decode-only (1 process)", ratio(b_fps["all", 2], d1),
          TARGET_ALL_VS_DECODE, "≥"),
@@ -479,6 +504,10 @@ def main():
          TARGET_K16_VS_DECODE, ">"),
         ("K=16 build (1 worker) / decode-only (1 process)", ratio(b_fps["k16", 1], d1),
          TARGET_K16_VS_DECODE, ">"),
+        ("all-frames build (2 workers) / decode-only (Pool(2), 1 thread each)",
+         ratio(b_fps["all", 2], d2t), TARGET_ALL_VS_DECODE, "≥"),
+        ("K=16 build (2 workers) / decode-only (Pool(2), 1 thread each)",
+         ratio(b_fps["k16", 2], d2t), TARGET_K16_VS_DECODE, ">"),
         ("all-frames build: 2 workers / 1 worker", ratio(b_fps["all", 2], b_fps["all", 1]),
          TARGET_SCALING, "≥"),
         ("K=16 build: 2 workers / 1 worker", ratio(b_fps["k16", 2], b_fps["k16", 1]),
@@ -535,7 +564,9 @@ def main():
           f"{src_frames}) / wall seconds, for both sampling modes, so it compares with "
           "decode-only frames/s; clips/s = clips written / wall seconds.")
     print("- Decode-only runs in this benchmark's process (1) or a fork Pool(2) over files; "
-          "OpenCV's own FFmpeg threading is left at its defaults in both it and the build.")
+          "it decodes with OpenCV's default threads (a thread per core), and once more with "
+          "one FFmpeg thread per process, as the build's workers do when there is a worker "
+          "per core (--decode_threads 0 gives each worker cores / workers threads).")
     print("- Peak RSS = getrusage(RUSAGE_CHILDREN).ru_maxrss in a fresh helper process that "
           "runs the build and waits: the largest single process of the build's tree (driver "
           "or Beam SDK worker), not a sum. MB = 10^6 bytes.")
@@ -596,6 +627,7 @@ def report_scaling(command: str, work: str, paths: list[str], copies: int):
     warm_cache(paths)
     decode_file(paths[0])
     dec = {n: decode_only(paths, n) for n in (1, 2)}
+    dec1t = {n: decode_only(paths, n, threads=1) for n in (1, 2)}
     frames = dec[1][0]
     modes = {"uniform 16": ["--sampling", "uniform", "--num_frames", "16",
                             "--resize_shorter", "128"],
@@ -610,8 +642,10 @@ def report_scaling(command: str, work: str, paths: list[str], copies: int):
         cluster = DaskCluster(w)
         try:
             for mode, flags_ in modes.items():
+                # as BUILD.md advises: threads per worker = cores / worker processes
                 extra = [*flags_, "--runner", "DaskRunner",
-                         f"--dask_client_address=127.0.0.1:{cluster.port}"]
+                         f"--dask_client_address=127.0.0.1:{cluster.port}",
+                         f"--decode_threads={max(1, (os.cpu_count() or 1) // w)}"]
                 walls["dask", mode, w] = [run_build(work, f"dask_{w}", data_dir, w,
                                                     extra)["wall_s"] for _ in range(3)]
         finally:
@@ -625,11 +659,60 @@ def report_scaling(command: str, work: str, paths: list[str], copies: int):
     d1, d2 = dec[1][0] / dec[1][1], dec[2][0] / dec[2][1]
     print(f"| decode only (OpenCV loop) | every frame | {d1:,.0f} frames/s | {d2:,.0f} frames/s "
           f"| {d2 / d1:.2f}× |")
+    t1, t2 = (dec1t[n][0] / dec1t[n][1] for n in (1, 2))
+    print(f"| decode only, 1 thread per process | every frame | {t1:,.0f} frames/s | "
+          f"{t2:,.0f} frames/s | {t2 / t1:.2f}× |")
     for runner in ("local", "dask"):
         for mode in modes:
             f1, f2 = frames / med[runner, mode, 1], frames / med[runner, mode, 2]
             print(f"| {runner} | {mode} | {f1:,.0f} frames/s ({med[runner, mode, 1]:.1f} s) | "
                   f"{f2:,.0f} frames/s ({med[runner, mode, 2]:.1f} s) | {f2 / f1:.2f}× |")
+
+
+def _cpu_and_wall(fn) -> tuple[float, float]:
+    """(CPU seconds of this process and its waited children, wall seconds) of ``fn()``."""
+    def cpu():
+        own, kids = os.times(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.user + own.system + kids.ru_utime + kids.ru_stime
+    c0, t0 = cpu(), time.perf_counter()
+    fn()
+    return cpu() - c0, time.perf_counter() - t0
+
+
+def report_threads(command: str, paths: list[str], repeats: int = 3):
+    """Decoding with one FFmpeg thread against OpenCV's default, per frame in one process
+    (CPU and wall) for three real videos, and for the copies in a Pool(2)."""
+    real = os.path.dirname(os.path.dirname(FIXTURE))
+    videos = [("UCF-like 320x240 MPEG-4", FIXTURE),
+              ("Kinetics-like 340x256 H.264",
+               os.path.join(real, "videos", "kinetics_like_340x256_h264.mp4")),
+              ("soccer 1920x1080 H.264", os.path.join(real, "soccer", "videos", "Kick 1.mp4"))]
+    print(f"$ {command}\n")
+    print(f"{os.cpu_count()} CPUs, OpenCV {cv2.__version__}; medians of {repeats}.\n")
+    print("| Decoding every frame | Threads | CPU per frame | Wall per frame | "
+          "CPU: 1 thread / default |")
+    print("|---|---|---|---|---|")
+    for label, path in videos:
+        n = decode_file(path)
+        med = {}
+        for threads in (0, 1):
+            runs = [_cpu_and_wall(lambda: decode_file(path, threads)) for _ in range(repeats)]
+            med[threads] = [float(np.median([r[i] for r in runs])) * 1000 / n for i in (0, 1)]
+        for threads in (0, 1):
+            ratio = f"{med[1][0] / med[0][0]:.2f}×" if threads else ""
+            print(f"| {label}, {n} frames | {threads or 'default'} | {med[threads][0]:.3f} ms | "
+                  f"{med[threads][1]:.3f} ms | {ratio} |")
+    print()
+    print("| Decoding every frame of the copies | 1 process | Pool(2) | Pool(2) / 1 |")
+    print("|---|---|---|---|")
+    for threads in (0, 1):
+        fps = {}
+        for processes in (1, 2):
+            runs = [decode_only(paths, processes, threads) for _ in range(repeats)]
+            fps[processes] = runs[0][0] / float(np.median([r[1] for r in runs]))
+        print(f"| {len(paths)} copies, {'1 thread' if threads else 'default threads'} per "
+              f"process | {fps[1]:,.0f} frames/s | {fps[2]:,.0f} frames/s | "
+              f"{fps[2] / fps[1]:.2f}× |")
 
 
 def report_seek(command: str, work: str, minutes: float, repeats: int = 3):
@@ -717,6 +800,9 @@ def report_startup(command: str, work: str, one_dir: str, repeats: int = 5):
             "--direct_running_mode=multi_processing", "--direct_num_workers=1"])),
         ("build of 1 video, 2 worker processes", wall(build + [
             "--direct_running_mode=multi_processing", "--direct_num_workers=2"])),
+        ("the same with fresh workers (--nofork_workers)", wall(build + [
+            "--direct_running_mode=multi_processing", "--direct_num_workers=2",
+            "--nofork_workers"])),
     ]
     default = rows[3][1]
     print(f"$ {command}\n")

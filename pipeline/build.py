@@ -164,9 +164,10 @@ flags.DEFINE_boolean("resume", True,
 flags.DEFINE_integer(
     "decode_threads", 0,
     "Threads each worker process gives FFmpeg's decoder and OpenCV (colour conversion, "
-    "resizing). 0: on the local runner with several worker processes, the cores divided by "
-    "the worker processes (1 with a worker per core, which spends less CPU per frame than "
-    "threads do); elsewhere the libraries' defaults, a thread per core. Give 1 on a cluster "
+    "resizing). 0: on the local runner with worker processes, the cores divided by the "
+    "worker processes (1 with a worker per core, which spends less CPU per frame than "
+    "threads do), 1 on the Dask runner's own local cluster; elsewhere the libraries' "
+    "defaults, a thread per core. Give 1 on a cluster "
     "that runs a worker process per core (e.g. Dask workers with --nthreads 1). The records "
     "are the same either way.", lower_bound=0)
 flags.DEFINE_boolean(

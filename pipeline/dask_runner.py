@@ -44,6 +44,13 @@ from apache_beam.runners.dask.overrides import (_Create, _Flatten, _GroupByKeyOn
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
 DaskOptions = beam_dask.DaskOptions      # registers --dask_client_address and friends
+
+
+def starts_own_cluster(options) -> bool:
+    """Whether the options name no cluster, so the runner starts a local one (a
+    single-threaded worker process per core) for the run."""
+    given = options.view_as(DaskOptions).get_all_options(drop_default=True, current_only=True)
+    return not {"address", "scheduler_file"} & set(given)
 PARTITIONS_PER_THREAD = 4
 
 
@@ -160,7 +167,7 @@ class DaskRunner(beam_dask.DaskRunner):
         # and the worker processes of a local cluster read theirs from the environment
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", logging.getLevelName(level).lower())
         os.environ.setdefault("DASK_DISTRIBUTED__WORKER__DASHBOARD", "False")
-        own_cluster = not ({"address", "scheduler_file"} & set(dask_options))
+        own_cluster = starts_own_cluster(options)
         if own_cluster:   # one single-threaded worker process per core, no dashboard
             cluster = ddist.LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
                                          dashboard_address=None,

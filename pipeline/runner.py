@@ -211,10 +211,14 @@ def describe_runner(options, runner) -> str:
 def threads_per_worker(options, runner) -> int:
     """Threads each worker process of a local multi-process run may give its libraries
     (decoding, resizing) so that together they fill the cores once: cores divided by
-    worker processes, at least 1. 0 (the libraries' defaults, a thread per core) for a run
-    in the driver's process alone and on other runners, whose sharing of the cores this
-    process cannot see."""
+    worker processes, at least 1; 1 on the local Dask cluster the Dask runner starts
+    without an address (a single-threaded worker per core). 0 (the libraries' defaults, a
+    thread per core) for a run in the driver's process alone and on other runners, whose
+    sharing of the cores this process cannot see."""
     from apache_beam.options.pipeline_options import DirectOptions
+    if runner_name(options) == DASK_RUNNER:
+        from pipeline.dask_runner import starts_own_cluster
+        return 1 if starts_own_cluster(options) else 0
     direct = options.view_as(DirectOptions)
     if not is_local(options, runner) or direct.direct_running_mode != "multi_processing":
         return 0

@@ -235,7 +235,9 @@ def test_type_inference_is_off_unless_asked_for():
     (["--direct_num_workers=16"], 8, 1),
     (["--direct_num_workers=1"], 4, 4),
     (["--direct_running_mode=in_memory"], 8, 0),        # the driver alone: defaults
-    (["--runner=DaskRunner"], 8, 0),                    # another runner's workers: defaults
+    (["--runner=DaskRunner"], 8, 1),                    # its local cluster: a worker per core
+    (["--runner=DaskRunner", "--dask_client_address=h:1"], 8, 0),   # a cluster's: defaults
+    (["--runner=PortableRunner", "--job_endpoint=h:1"], 8, 0),
 ])
 def test_threads_per_worker_share_the_cores(monkeypatch, args, cores, want):
     monkeypatch.setattr(runner.os, "cpu_count", lambda: cores)
