@@ -2,12 +2,16 @@
 
     python benchmarks/sources_bench.py [--copies 40] [--folders 2000] [--work_dir /tmp/af_sources_bench]
 
-Data, from the real fixtures in ../shared/fixtures/real (linked, never copied):
-  * OpenPose: the 1,785 soccer JSON files, linked --copies times under new video names.
+Data, from the real fixtures in ../shared/fixtures/real, under --work_dir (never in the
+repository):
+  * OpenPose: the 1,785 soccer JSON files, copied --copies times under new video names
+    (regular files, as OpenPose writes them; ``--link_openpose`` links them instead, and
+    every listed link then costs a ``stat`` of its own).
   * Frame folders: --folders gesture-layout folders, each linking the 10 JPEGs of
     rawframes/img.
 
-Prints one markdown table; every ratio is between figures measured in this run.
+Prints one markdown table; every ratio is between figures measured in this run, each
+the median of 3 runs.
 Build figures are the whole `python -m pipeline.build` command (Beam start-up
 included), with a warm page cache.
 """
@@ -19,6 +23,7 @@ import multiprocessing
 import os
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -30,10 +35,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "fixtures" / "real"
 
 
+REPEATS = 3        # every time is the median of this many runs
+
+
 def _timed(fn, *args):
-    start = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - start, out
+    """(median seconds of ``REPEATS`` runs of ``fn(*args)``, its last result)."""
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        out = fn(*args)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
 
 
 def _json_loop(paths):
@@ -58,9 +70,7 @@ def _parallel(fn, paths, workers):
     chunks = [paths[i::workers] for i in range(workers)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         pool.map(fn, [paths[:1]] * workers)          # start-up and imports, not timed
-        start = time.perf_counter()
-        sum(pool.map(fn, chunks))
-        return time.perf_counter() - start
+        return _timed(lambda: sum(pool.map(fn, chunks)))[0]
 
 
 def _folder_items(paths):
@@ -114,15 +124,14 @@ def _keypoint_worker_loop(data_dir):
 def _build(args, out):
     cmd = [sys.executable, "-m", "pipeline.build", f"--output_dir={out}", "--overwrite",
            "--progress=false", "--config_name=bench", *args]
-    start = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if r.returncode != 0:
-        raise SystemExit(f"build failed:\n{' '.join(cmd)}\n{r.stderr[-3000:]}")
-    return elapsed
+    def once():
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"build failed:\n{' '.join(cmd)}\n{r.stderr[-3000:]}")
+    return _timed(once)[0]
 
 
-def make_openpose(work: pathlib.Path, copies: int) -> list[str]:
+def make_openpose(work: pathlib.Path, copies: int, link: bool = False) -> list[str]:
     src = sorted((REAL / "soccer" / "openpose").glob("*_keypoints.json"))
     root = work / "openpose"
     if root.exists():
@@ -132,9 +141,12 @@ def make_openpose(work: pathlib.Path, copies: int) -> list[str]:
     for c in range(copies):
         for f in src:
             video, frame = f.name[:-len("_keypoints.json")].rsplit("_", 1)
-            link = root / f"{video}c{c}_{frame}_keypoints.json"
-            link.symlink_to(f)
-            paths.append(str(link))
+            path = root / f"{video}c{c}_{frame}_keypoints.json"
+            if link:
+                path.symlink_to(f)
+            else:
+                shutil.copyfile(f, path)
+            paths.append(str(path))
     return paths
 
 
@@ -163,6 +175,8 @@ def main():
     ap.add_argument("--copies", type=int, default=40)
     ap.add_argument("--folders", type=int, default=2000)
     ap.add_argument("--work_dir", default="/tmp/af_sources_bench")
+    ap.add_argument("--link_openpose", action="store_true",
+                    help="link the OpenPose files instead of copying them")
     ap.add_argument("--only", choices=["openpose", "frames"], default=None,
                     help="measure one of the two sources alone")
     a = ap.parse_args()
@@ -173,7 +187,7 @@ def main():
 
     n = clips = 0
     if a.only in (None, "openpose"):
-        json_paths = make_openpose(work, a.copies)
+        json_paths = make_openpose(work, a.copies, a.link_openpose)
         _json_loop(json_paths)                                   # warm the page cache
         t_json, _ = _timed(_json_loop, json_paths)
         t_json2 = _parallel(_json_loop, json_paths, 2)
@@ -253,7 +267,8 @@ def main():
     print("command: python benchmarks/sources_bench.py " + " ".join(sys.argv[1:]))
     data = []
     if n:
-        data.append(f"{n} OpenPose files ({a.copies} x 1,785 real soccer files)")
+        data.append(f"{n} OpenPose files ({a.copies} x 1,785 real soccer files, "
+                    f"{'linked' if a.link_openpose else 'copied'})")
     if clips:
         data.append(f"{clips} frame folders x 10 real JPEGs ({REAL / 'rawframes' / 'img'})")
     print(f"data: {'; '.join(data)}; {os.cpu_count()} cores\n")

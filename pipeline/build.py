@@ -334,14 +334,27 @@ def run(argv: list[str]) -> int:
     source = sources.get_source(FLAGS.dataset)
     settings = settings_from_flags()
     options = _options(argv[1:])
-    # Forked now, before this process starts a thread or decodes a frame.
-    forks = (worker.WorkerForks() if _MAY_FORK and FLAGS.fork_workers and
-             runner.forks_workers(options) else None)
+    forks = _start_forks(options)
     try:
         return _run(argv, source, settings, options, forks)
     finally:
         if forks:
             forks.close()
+
+
+def _start_forks(options) -> worker.WorkerForks | None:
+    """The fork server of the local workers, forked now, before this process starts a
+    thread or decodes a frame (None where it is not wanted or cannot start: the run then
+    starts fresh workers)."""
+    if not (_MAY_FORK and FLAGS.fork_workers and sys.platform.startswith("linux")
+            and runner.forks_workers(options)):
+        return None
+    try:
+        return worker.WorkerForks()
+    except OSError as e:
+        print(f"[build] starting fresh worker processes: no fork server ({e})",
+              file=sys.stderr)
+        return None
 
 
 def _run(argv, source, settings, options, forks) -> int:

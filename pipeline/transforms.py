@@ -349,7 +349,9 @@ def shard_counts_for(selected, settings: BuildSettings, requested: int) -> dict[
     per_split: dict[str, int] = {}
     for _, item in selected:
         per_split[item.split] = per_split.get(item.split, 0) + 1
-    per_item = estimate_record_bytes(selected, settings) if requested <= 0 else 0.0
+    # A split of one item has one shard whatever its size: no item need be decoded here.
+    sized = requested <= 0 and any(n > 1 for n in per_split.values())
+    per_item = estimate_record_bytes(selected, settings) if sized else 0.0
     return {split: num_shards_for(n, int(per_item * n), requested)
             for split, n in per_split.items()}
 

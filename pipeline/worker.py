@@ -80,15 +80,20 @@ class WorkerForks:
         sys.stderr.flush()
         # An abstract socket (no file to leave behind); only this user may connect.
         self.address = f"@actionflow-workers-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind("\0" + self.address[1:])
-        listener.listen(64)
-        ours, theirs = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            os.close(ours)
-            _serve(listener, theirs, target)        # never returns
-        listener.close()
+        self._driver_end = None
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind("\0" + self.address[1:])
+            listener.listen(64)
+            ours, theirs = os.pipe()
+            try:
+                self.pid = os.fork()
+            except OSError:
+                os.close(ours)
+                os.close(theirs)
+                raise
+            if self.pid == 0:
+                os.close(ours)
+                _serve(listener, theirs, target)        # never returns
         os.close(theirs)
         self._driver_end = ours
 
@@ -114,13 +119,6 @@ class WorkerForks:
                 time.sleep(0.005)
         except (ChildProcessError, ProcessLookupError):
             pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def _serve(listener: socket.socket, driver_end: int, target) -> None:

@@ -123,6 +123,18 @@ def test_shard_counts_from_a_sample_of_encoded_items(tmp_path, small_video):
     assert transforms.estimate_record_bytes(bad, settings) == 0.0
 
 
+def test_splits_of_one_item_get_one_shard_without_a_decode(monkeypatch):
+    def no_decode(*args):
+        raise AssertionError("an item was decoded to size shards")
+    monkeypatch.setattr(transforms, "estimate_record_bytes", no_decode)
+    settings = BuildSettings(SamplingSpec(), FrameSpec())
+    one_each = [(0, Item("a.avi", "c/a.avi", "train", 0, "c")),
+                (0, Item("b.avi", "c/b.avi", "test", 0, "c"))]
+    assert transforms.shard_counts_for(one_each, settings, 0) == {"train": 1, "test": 1}
+    with pytest.raises(AssertionError, match="decoded"):      # two in a split: sized
+        transforms.shard_counts_for(one_each + [(1, one_each[0][1])], settings, 0)
+
+
 @pytest.fixture()
 def small_video(tmp_path) -> pathlib.Path:
     path = tmp_path / "v.avi"

@@ -60,9 +60,9 @@ _threads = 0               # see set_threads
 def set_threads(n: int) -> None:
     """Decodes each video with ``n`` FFmpeg threads, and lets OpenCV's own operations
     (colour conversion, resizing) use ``n`` threads, in this process; 0 leaves both at the
-    libraries' defaults (a thread per core). One thread spends less CPU per frame (between
-    a tenth and a half less: ``benchmarks/build_bench.py --only threads``), so a process
-    that shares the cores with other worker processes should use one."""
+    libraries' defaults (a thread per core). One thread spends less CPU per frame (3 to
+    40 % less on the real fixtures: ``benchmarks/build_bench.py --only threads``), so a
+    process that shares the cores with other worker processes should use one."""
     global _threads
     _threads = max(0, int(n))
     cv2.setNumThreads(_threads if _threads else -1)
