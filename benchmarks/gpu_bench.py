@@ -4,6 +4,7 @@ reader holds training back.
 
     python benchmarks/gpu_bench.py [--steps 20] [--batch 8] [--copies 40] [--work_dir D]
     python benchmarks/gpu_bench.py --small          # a CPU-sized run of every code path
+    python benchmarks/gpu_bench.py --small --families conv3d,keypoint_rnn --steps 1   # the tests'
 
 For each model family it times training steps (``model.fit`` over a fixed number of
 steps, after warm-up) in float32, mixed_float16 and mixed_bfloat16 (the latter where the
@@ -47,9 +48,12 @@ def log(message: str):
 # Builds.
 # --------------------------------------------------------------------------
 def _build(args: list[str]) -> None:
+    import contextlib
     from pipeline import build
-    rc = build.build_main(["build", "--noprogress", "--overwrite",
-                           "--direct_running_mode=in_memory", "--direct_num_workers=1", *args])
+    with contextlib.redirect_stdout(sys.stderr):        # its output folder: not the table's
+        rc = build.build_main(["build", "--noprogress", "--overwrite",
+                               "--direct_running_mode=in_memory", "--direct_num_workers=1",
+                               *args])
     if rc:
         sys.exit(f"the benchmark's build failed ({rc}): {' '.join(args)}")
 
@@ -191,9 +195,16 @@ def main():
     ap.add_argument("--small", action="store_true",
                     help="tiny models and inputs, float32 for all families and the other "
                          "settings for one: a check that every path runs, on a CPU")
+    ap.add_argument("--families", default="",
+                    help="comma-separated families to run (default all: "
+                         f"{','.join(dict.fromkeys(f[1] for f in families(False)))})")
     ap.add_argument("--work_dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
                                                        "actionflow_gpu_bench"))
     a = ap.parse_args()
+    known = [f[1] for f in families(False)]
+    chosen = [f for f in a.families.split(",") if f]
+    if any(f not in known for f in chosen):
+        ap.error(f"--families: choose among {', '.join(known)}")
     if a.small:
         a.steps, a.copies = min(a.steps, 3), min(a.copies, 8)
     if not (REAL / "README.md").exists():
@@ -206,7 +217,8 @@ def main():
     device = (f"GPU: {tf.config.experimental.get_device_details(gpus[0]).get('device_name', '?')}"
               if gpus else f"CPU ({os.cpu_count()} cores)")
     rows, reads = [], []
-    for number, (label, family, knobs, modality) in enumerate(families(a.small)):
+    for number, (label, family, knobs, modality) in enumerate(
+            f for f in families(a.small) if not chosen or f[1] in chosen):
         build = builds["keypoints" if modality == "keypoints" else "video"]
         real, shape, classes = _input(build, modality, a.batch, a.small)
         real = real.repeat()
