@@ -1,4 +1,5 @@
-"""A local worker process of the build: Beam's SDK worker, with Ctrl-C left to the driver.
+"""A local worker process of the build (and of the Beam evaluation): Beam's SDK worker,
+with Ctrl-C left to the driver.
 
 Ctrl-C in a terminal reaches every process of the foreground group; the driver stops
 the build cleanly (``pipeline.build``) and ends its workers itself, so a worker ignores
@@ -16,6 +17,7 @@ command. The server exits when the driver closes its end of a pipe or dies.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -75,7 +77,9 @@ class WorkerForks:
     the driver starts a thread or uses OpenCV; ``command()`` is the worker command Beam
     runs; ``close()`` ends the server (workers already forked finish on their own)."""
 
-    def __init__(self, target=run_harness):
+    def __init__(self, target=run_harness, preload: tuple[str, ...] = ()):
+        """``preload``: modules the server imports before it serves, on its own core while
+        the driver goes on (a worker's DoFns import them at once, e.g. Keras)."""
         sys.stdout.flush()
         sys.stderr.flush()
         # An abstract socket (no file to leave behind); only this user may connect.
@@ -93,7 +97,7 @@ class WorkerForks:
                 raise
             if self.pid == 0:
                 os.close(ours)
-                _serve(listener, theirs, target)        # never returns
+                _serve(listener, theirs, target, preload)        # never returns
         os.close(theirs)
         self._driver_end = ours
 
@@ -121,11 +125,13 @@ class WorkerForks:
             pass
 
 
-def _serve(listener: socket.socket, driver_end: int, target) -> None:
+def _serve(listener: socket.socket, driver_end: int, target, preload=()) -> None:
     """The fork server's loop: one forked worker per request, until the driver goes."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # the driver stops the build
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for module in preload:                          # a request waits for these
+            importlib.import_module(module)
         selector = selectors.DefaultSelector()
         selector.register(listener, selectors.EVENT_READ)
         selector.register(driver_end, selectors.EVENT_READ)

@@ -22,19 +22,21 @@ report = sys.argv[1]
 def target():
     with open(report + f".{os.getpid()}", "w") as f:
         json.dump({"pid": os.getpid(), "ppid": os.getppid(), "env": os.environ.get("PROBE"),
-                   "driver_only": os.environ.get("DRIVER_ONLY")}, f)
+                   "driver_only": os.environ.get("DRIVER_ONLY"),
+                   "preloaded": "colorsys" in sys.modules}, f)
     if os.environ.get("PROBE") == "fail":
         raise RuntimeError("the harness failed")
     sys.exit(int(os.environ["PROBE"]))
 
 os.environ["DRIVER_ONLY"] = "set before the fork"
-forks = worker.WorkerForks(target)
+forks = worker.WorkerForks(target, preload=("colorsys",))
 del os.environ["DRIVER_ONLY"]
 codes = {}
 for probe in ("0", "3", "fail"):
     codes[probe] = subprocess.run(forks.command(), shell=True, env=dict(os.environ, PROBE=probe),
                                   timeout=60).returncode
-print(json.dumps({"server": forks.pid, "codes": codes}), flush=True)
+print(json.dumps({"server": forks.pid, "codes": codes,
+                  "driver_loaded": "colorsys" in sys.modules}), flush=True)
 if sys.argv[2] == "wait":
     time.sleep(600)
 forks.close()
@@ -75,6 +77,8 @@ def test_each_worker_is_a_fork_of_the_server_with_the_commands_environment(tmp_p
     assert {s["ppid"] for s in seen} == {first["server"]}
     assert len({s["pid"] for s in seen}) == 3
     assert {s["driver_only"] for s in seen} == {None}
+    # what the server imported before serving, its workers have; the driver does not
+    assert {s["preloaded"] for s in seen} == {True} and first["driver_loaded"] is False
     assert last == {"server_gone": True}        # close() waited for the server to end
 
 
