@@ -78,13 +78,26 @@ def _workers_of(proc: subprocess.Popen) -> list[int]:
     return found
 
 
-def _freeze_workers(proc: subprocess.Popen) -> None:
+def _stop_with_frozen_workers(proc: subprocess.Popen, stop) -> str:
     """Stops (SIGSTOP) the build's worker processes where they are, so the build is stopped
-    mid-way however fast they are; the driver's stop ends them (SIGKILL)."""
+    mid-way however fast they are, then calls ``stop()`` (a signal to the driver, whose
+    stop ends them); returns the driver's stderr. Whatever happens, no frozen process is
+    left behind."""
     workers = _workers_of(proc)
-    assert len(workers) >= 3, workers          # the fork server and the two workers at least
-    for pid in workers:
-        os.kill(pid, signal.SIGSTOP)
+    try:
+        assert len(workers) >= 3, workers      # the fork server and the two workers at least
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        stop()
+        return proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _workers_of(proc):          # only what is still the build's
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _stop_line(stderr: str) -> str:
@@ -102,9 +115,7 @@ def test_sigterm_keeps_finished_records_and_the_rerun_writes_the_same_shards(slo
     work = out / "ucf101" / ".s.partial"
     proc = _start(_args(slow_data, out, "s", "--direct_num_workers=2"), env={"TMPDIR": str(tmp)})
     _wait_for_a_finished_part(proc, work)
-    _freeze_workers(proc)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
+    stderr = _stop_with_frozen_workers(proc, lambda: proc.send_signal(signal.SIGTERM))
     assert proc.returncode == 143, stderr
     line = _stop_line(stderr)
     match = re.fullmatch(r"\[build\] stopped by SIGTERM: (\d+) of 240 items finished and kept in "
@@ -145,9 +156,7 @@ def test_ctrl_c_in_a_terminal_stops_the_build_and_its_workers(slow_data, tmp_pat
     proc = _start(_args(slow_data, out, "c", "--direct_num_workers=2", "--noresume"),
                   new_session=True)
     _wait_for_a_finished_part(proc, work)
-    _freeze_workers(proc)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    stderr = _stop_with_frozen_workers(proc, lambda: os.killpg(proc.pid, signal.SIGINT))
     assert proc.returncode == 130, stderr
     assert _stop_line(stderr).startswith(
         "[build] stopped by SIGINT: nothing kept (--noresume). Resume with: python -m "
