@@ -338,8 +338,8 @@ def run(argv: list[str]) -> int:
     try:
         return _run(argv, source, settings, options, forks)
     finally:
-        if forks:
-            forks.close()
+        if forks:                   # closed by _build_into after a run; else not needed
+            forks.close(wait=False)
 
 
 def _start_forks(options) -> worker.WorkerForks | None:

@@ -105,15 +105,16 @@ class WorkerForks:
         """The shell command that starts one worker through this server."""
         return shlex.join([sys.executable, "-I", "-S", CLIENT, self.address])
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Ends the server once its workers have ended (they do as a run ends), so that
         their resource use counts as this process's children's; kills it after
-        ``2 * WORKERS_END_S``."""
+        ``2 * WORKERS_END_S``, or at once without ``wait`` (a command ending early, whose
+        server may still be importing what it preloads)."""
         if self._driver_end is None:
             return
         os.close(self._driver_end)
         self._driver_end = None
-        deadline = time.monotonic() + 2 * WORKERS_END_S
+        deadline = time.monotonic() + (2 * WORKERS_END_S if wait else 0.0)
         try:
             while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
                 if time.monotonic() > deadline:

@@ -119,3 +119,26 @@ for probe in ("0", "3", "fail"):""")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[0])["codes"] == {"0": 0, "3": 3, "fail": 1}
     assert len(list(tmp_path.glob("seen.*"))) == 3
+
+
+def test_closing_without_waiting_ends_a_server_still_preloading(tmp_path):
+    """A command that ends early (a mistake in its flags) does not wait for what its server
+    preloads: close(wait=False) ends the server at once."""
+    (tmp_path / "slow_to_import.py").write_text("import time\ntime.sleep(60)\n")
+    script = r"""
+import json, os, sys, time
+from pipeline import worker
+forks = worker.WorkerForks(preload=("slow_to_import",))
+start = time.monotonic()
+forks.close(wait=False)
+print(json.dumps({"seconds": time.monotonic() - start,
+                  "gone": not os.path.exists(f"/proc/{forks.pid}")}))
+"""
+    from pipeline import worker
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    # not the 2 x WORKERS_END_S a waiting close() gives a server before it kills it
+    assert result["gone"] and result["seconds"] < worker.WORKERS_END_S

@@ -339,8 +339,8 @@ def main(argv: list[str]) -> int:
             # run_pipeline's clean-up has removed the local temporary and progress folders
             return evaluate.stopped(stop, "beam_evaluate", "trainers.beam_evaluate")
         finally:
-            if forks:
-                forks.close()
+            if forks:               # closed by run_pipeline after a run; else not needed
+                forks.close(wait=False)
     return 0
 
 
