@@ -37,7 +37,7 @@ cli.stop_while_starting(__name__, "build")    # one line, not a traceback
 import apache_beam as beam
 from absl import app, flags
 
-from pipeline import finalise, partial, runner, sources, worker
+from pipeline import finalise, partial, runner, sources
 from pipeline.media import files, keypoints
 from pipeline.media.encode import CROPS, IMAGE_FORMATS, FrameSpec, parse_size
 from pipeline.media.items import Item
@@ -334,27 +334,14 @@ def run(argv: list[str]) -> int:
     source = sources.get_source(FLAGS.dataset)
     settings = settings_from_flags()
     options = _options(argv[1:])
-    forks = _start_forks(options)
+    # forked now, before this process starts a thread or decodes a frame
+    forks = (runner.start_forks(options, "build") if _MAY_FORK and FLAGS.fork_workers
+             else None)
     try:
         return _run(argv, source, settings, options, forks)
     finally:
         if forks:                   # closed by _build_into after a run; else not needed
             forks.close(wait=False)
-
-
-def _start_forks(options) -> worker.WorkerForks | None:
-    """The fork server of the local workers, forked now, before this process starts a
-    thread or decodes a frame (None where it is not wanted or cannot start: the run then
-    starts fresh workers)."""
-    if not (_MAY_FORK and FLAGS.fork_workers and sys.platform.startswith("linux")
-            and runner.forks_workers(options)):
-        return None
-    try:
-        return worker.WorkerForks()
-    except OSError as e:
-        print(f"[build] starting fresh worker processes: no fork server ({e})",
-              file=sys.stderr)
-        return None
 
 
 def _run(argv, source, settings, options, forks) -> int:

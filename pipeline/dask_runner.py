@@ -51,6 +51,8 @@ def starts_own_cluster(options) -> bool:
     single-threaded worker process per core) for the run."""
     given = options.view_as(DaskOptions).get_all_options(drop_default=True, current_only=True)
     return not {"address", "scheduler_file"} & set(given)
+
+
 PARTITIONS_PER_THREAD = 4
 
 

@@ -7,7 +7,8 @@ Used by the build (``pipeline.build``) and the Beam evaluation
   flags an entry point does not own; local multi-process on all cores by default.
 - ``make_runner(options, worker_command)``: the runner the options name, or the local
   batch engine.
-- ``forks_workers(options)``: whether the options ask for local worker processes.
+- ``forks_workers(options)``: whether the options ask for local worker processes;
+  ``start_forks(options, program)``: the fork server that starts them.
 - ``is_local(options, runner)``: whether the workers run on this machine.
 - ``threads_per_worker(options, runner)``: the threads each local worker process may use.
 - ``ProgressDoFn`` and ``FolderWatch``: local workers mark each finished element with
@@ -155,6 +156,23 @@ def forks_workers(options) -> bool:
     from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
     return (not options.view_as(StandardOptions).runner and
             options.view_as(DirectOptions).direct_running_mode == "multi_processing")
+
+
+def start_forks(options, program: str, preload: tuple[str, ...] = ()):
+    """The fork server of a command's local workers (``pipeline.worker.WorkerForks``,
+    importing ``preload``), forked now: call it before the command starts a thread or runs
+    OpenCV or TensorFlow. None where the options ask for no local worker processes, off
+    Linux, or when it cannot start (the run then starts fresh workers; ``program`` names
+    the command in the line that says so)."""
+    if not (sys.platform.startswith("linux") and forks_workers(options)):
+        return None
+    from pipeline.worker import WorkerForks
+    try:
+        return WorkerForks(preload=preload)
+    except OSError as e:
+        print(f"[{program}] starting fresh worker processes: no fork server ({e})",
+              file=sys.stderr)
+        return None
 
 
 def make_runner(options, worker_command: str | None = None):

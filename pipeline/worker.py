@@ -35,7 +35,6 @@ from pipeline import cli
 from pipeline.partial import pid_alive
 
 DRIVER_PID = "ACTIONFLOW_DRIVER_PID"      # set by pipeline.runner for the workers it starts
-FORKS = "ACTIONFLOW_WORKER_FORKS"         # the fork server's socket, for fork_worker.py
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fork_worker.py")
 REQUEST_TIMEOUT_S = 10.0
 WORKERS_END_S = 5.0         # how long the server waits for its workers once the driver goes

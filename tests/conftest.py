@@ -43,6 +43,15 @@ def real_dir() -> pathlib.Path:
     return REAL
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (from /proc/PID/stat)."""
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def run_module(module: str, *args: str, cwd=None, env=None, timeout=600):
     """Runs ``python -m module args`` as a user would; returns the CompletedProcess."""
     full_env = dict(os.environ)

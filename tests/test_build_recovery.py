@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_module
+from conftest import ROOT, run_module, running
 from pipeline import build, partial, synthetic
 from tfrecords import schema
 
@@ -69,10 +69,9 @@ def _workers_of(proc: subprocess.Popen) -> list[int]:
         try:
             environ = pathlib.Path(f"/proc/{entry}/environ").read_bytes()
             cmdline = pathlib.Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = pathlib.Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
+        except OSError:
             continue
-        if int(entry) != proc.pid and state != "Z" and (cmdline == command or
+        if int(entry) != proc.pid and running(int(entry)) and (cmdline == command or
                              f"ACTIONFLOW_DRIVER_PID={proc.pid}\0".encode() in environ):
             found.append(int(entry))
     return found

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from conftest import ROOT, running
 
 # A driver: starts the server with a worker target that reports where it runs, runs the
 # worker command as Beam does (a shell, an environment of its own), reports what it saw.
@@ -53,11 +52,7 @@ def _gone(pid: int, timeout: float = 20.0) -> bool:
     """Whether process ``pid`` ends (or is a zombie) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return True
-        if state == "Z":
+        if not running(pid):
             return True
         time.sleep(0.05)
     return False

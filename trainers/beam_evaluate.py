@@ -225,22 +225,6 @@ def beam_options(beam_args: list[str], log_level: str = "error"):
         raise RunError(str(e)) from None
 
 
-def start_forks(options):
-    """The fork server of the local workers (``pipeline.worker.WorkerForks``), for the
-    command only: started before this process runs TensorFlow or starts a thread, with
-    Keras imported in it (each worker loads the model), or None."""
-    if not (_MAY_FORK and FLAGS.fork_workers and sys.platform.startswith("linux")
-            and runner.forks_workers(options)):
-        return None
-    from pipeline import worker
-    try:
-        return worker.WorkerForks(preload=("keras",))
-    except OSError as e:
-        print(f"[evaluate] starting fresh worker processes: no fork server ({e})",
-              file=sys.stderr)
-        return None
-
-
 def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
                  forks=None) -> evaluate.Views:
     """Runs the graph with the given Beam options; returns the views the workers predicted.
@@ -322,7 +306,10 @@ def main(argv: list[str]) -> int:
     forks = None
     with cli.StopSignals():
         try:
-            forks = start_forks(beam_options(argv[1:], FLAGS.beam_log_level))
+            if _MAY_FORK and FLAGS.fork_workers:    # before TensorFlow runs; each worker
+                forks = runner.start_forks(       # loads the model, so Keras is preloaded
+                    beam_options(argv[1:], FLAGS.beam_log_level), "evaluate",
+                    preload=("keras",))
             kwargs = evaluate.settings(FLAGS)
             run = workdir.open_run(FLAGS.workdir)
             if kwargs["split"] is None:
