@@ -411,7 +411,7 @@ def main():
     if args.only == "seek":
         return report_seek(command, work, args.long_minutes)
     if args.only == "threads":
-        return report_threads(command, paths)
+        return report_threads(command, paths, work)
 
     # 2. Decode-only baseline.
     dec1_frames, dec1_s = decode_only(paths, 1)
@@ -679,9 +679,50 @@ def _cpu_and_wall(fn) -> tuple[float, float]:
     return cpu() - c0, time.perf_counter() - t0
 
 
-def report_threads(command: str, paths: list[str], repeats: int = 3):
+def make_size_video(path: str, size: tuple[int, int], codec: str, frames: int = 90) -> str:
+    """A synthetic clip of ``frames`` moving noise at ``size`` in ``codec`` ("mp4v" through
+    OpenCV; "h264" and "mpeg2" through PyAV, when installed). Cached."""
+    if os.path.exists(path):
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    w, h = size
+    rng = np.random.default_rng(0)
+    base = cv2.resize(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
+    pictures = (np.roll(base, 3 * i, axis=1) for i in range(frames))
+    tmp = path + ".part" + os.path.splitext(path)[1]
+    if codec == "mp4v":
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
+        for picture in pictures:
+            writer.write(picture)
+        writer.release()
+    else:
+        import av
+        with av.open(tmp, "w") as out:
+            stream = out.add_stream({"h264": "libx264", "mpeg2": "mpeg2video"}[codec], rate=25)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            for picture in pictures:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    os.replace(tmp, path)
+    return path
+
+
+def grab_file(path: str, threads: int) -> int:
+    """Every frame of ``path`` grabbed (decoded, not converted) with ``threads`` threads."""
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
+def report_threads(command: str, paths: list[str], work: str, repeats: int = 3):
     """Decoding with one FFmpeg thread against OpenCV's default, per frame in one process
-    (CPU and wall) for three real videos, and for the copies in a Pool(2)."""
+    (CPU and wall) for three real videos, and for the copies in a Pool(2); and the wall
+    per frame of 1 and 2 threads by frame size and codec (``video.MIN_THREADED_PIXELS``)."""
     real = os.path.dirname(os.path.dirname(FIXTURE))
     videos = [("UCF-like 320x240 MPEG-4", FIXTURE),
               ("Kinetics-like 340x256 H.264",
@@ -713,6 +754,32 @@ def report_threads(command: str, paths: list[str], repeats: int = 3):
         print(f"| {len(paths)} copies, {'1 thread' if threads else 'default threads'} per "
               f"process | {fps[1]:,.0f} frames/s | {fps[2]:,.0f} frames/s | "
               f"{fps[2] / fps[1]:.2f}× |")
+    print()
+    try:
+        import av  # noqa: F401  (H.264 and MPEG-2 clips are written with PyAV)
+        codecs = ["mp4v", "mpeg2", "h264"]
+    except ImportError:
+        codecs = ["mp4v"]
+    sizes = [(320, 240), (480, 360), (640, 480), (960, 540), (1920, 1080)]
+    print("Synthetic 90-frame clips, every frame grabbed (decoded, not converted); wall per "
+          "frame with 1 and 2 FFmpeg threads, and 1 thread / 2 threads (above 1: threads "
+          "win). The build gives a worker's threads to videos of at least "
+          "`video.MIN_THREADED_PIXELS` (640x480), one to smaller ones.\n")
+    print("| Size | " + " | ".join(f"{c}: 1 / 2 threads" for c in codecs) + " |")
+    print("|---|" + "---|" * len(codecs))
+    for w, h in sizes:
+        cells = []
+        for codec in codecs:
+            clip = make_size_video(os.path.join(work, "sizes", f"{codec}_{w}x{h}.mkv"
+                                                if codec != "mp4v" else
+                                                f"{codec}_{w}x{h}.mp4"), (w, h), codec)
+            n = grab_file(clip, 1)
+            walls = {}
+            for threads in (1, 2):
+                walls[threads] = float(np.median([_cpu_and_wall(
+                    lambda: grab_file(clip, threads))[1] for _ in range(repeats)])) * 1000 / n
+            cells.append(f"{walls[1]:.3f} / {walls[2]:.3f} ms: {walls[1] / walls[2]:.2f}×")
+        print(f"| {w}x{h} | " + " | ".join(cells) + " |")
 
 
 def report_seek(command: str, work: str, minutes: float, repeats: int = 3):

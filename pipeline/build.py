@@ -168,8 +168,10 @@ flags.DEFINE_integer(
     "worker processes (1 with a worker per core, which spends less CPU per frame than "
     "threads do), 1 on the Dask runner's own local cluster; elsewhere the libraries' "
     "defaults, a thread per core. Give 1 on a cluster "
-    "that runs a worker process per core (e.g. Dask workers with --nthreads 1). The records "
-    "are the same either way.", lower_bound=0)
+    "that runs a worker process per core (e.g. Dask workers with --nthreads 1). Videos "
+    "smaller than 640x480 decode with one thread whatever this says: on frames that "
+    "small, threads cost more than they give. The records are the same either way.",
+    lower_bound=0)
 flags.DEFINE_boolean(
     "fork_workers", True,
     "Start the local worker processes as forks of one process that has imported Beam, "

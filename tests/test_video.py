@@ -7,6 +7,7 @@ decoded pixel level of every stored frame tells which source frame it came from.
 from __future__ import annotations
 
 import math
+import os
 
 import cv2
 import numpy as np
@@ -759,10 +760,47 @@ def test_one_decoding_thread_gives_the_same_clip(real_dir, name):
             with video.VideoReader(path) as reader:
                 if threads:
                     assert cv2.getNumThreads() == threads
-                    assert reader.cap.get(cv2.CAP_PROP_N_THREADS) == threads
+                # both real fixtures are smaller than MIN_THREADED_PIXELS: one thread
+                assert reader.cap.get(cv2.CAP_PROP_N_THREADS) == 1
             clips[threads] = decode_video(path, SamplingSpec(), spec)
     finally:
         video.set_threads(0)
     assert clips[1].frames == clips[0].frames == clips[3].frames
     assert clips[1].source_indices == clips[0].source_indices
     assert clips[1].timestamps_us == clips[0].timestamps_us
+
+
+def test_threads_go_to_videos_large_enough_for_them(tmp_path, monkeypatch):
+    """A process given 3 threads decodes a video of MIN_THREADED_PIXELS or more with 3, a
+    smaller one with 1, whichever it opened before (each opened for the last one's size,
+    again where its own differs); the clips are the same bytes as with one thread."""
+    small = _long_video(tmp_path / "small.mp4", range(30), size=(64, 48))
+    large = _long_video(tmp_path / "large.mp4", range(30), size=(96, 64))
+    monkeypatch.setattr(video, "MIN_THREADED_PIXELS", 96 * 64)
+    monkeypatch.setattr(video, "_last_large", False)
+    spec = FrameSpec(resize_shorter=32)
+    opened, clips = [], {}
+    real_capture = video._capture
+    monkeypatch.setattr(video, "_capture", lambda path, threads: (
+        opened.append((os.path.basename(path), threads)) or real_capture(path, threads)))
+    try:
+        for threads in (3, 1):
+            video.set_threads(threads)
+            phase = len(opened) if threads == 1 else 0
+            for path in (small, large, large, small):
+                with video.VideoReader(path) as reader:
+                    want = threads if path == large else 1
+                    assert reader.cap.get(cv2.CAP_PROP_N_THREADS) == want, (path, threads)
+                clips[threads, path] = decode_video(path, SamplingSpec("uniform", num_frames=8),
+                                                    spec)
+    finally:
+        video.set_threads(0)
+    three, one = opened[:phase], opened[phase:]
+    # with 3 threads: a file of the other size than the last one opened again, once
+    assert three.count(("large.mp4", 1)) == 1 and three.count(("small.mp4", 3)) == 1
+    assert three.index(("large.mp4", 1)) + 1 == three.index(("large.mp4", 3))
+    assert three[three.index(("small.mp4", 3)) + 1] == ("small.mp4", 1)
+    assert all(t == 1 for _, t in one)
+    for path in (small, large):
+        assert clips[3, path].frames == clips[1, path].frames
+        assert clips[3, path].source_indices == clips[1, path].source_indices

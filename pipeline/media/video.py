@@ -55,14 +55,33 @@ COUNTED_CONTAINERS = (".mp4", ".m4v", ".mov", ".avi")
 BOUNDARY_MS = 4e-4
 
 _threads = 0               # see set_threads
+# FFmpeg's decoding threads pay only where decoding a frame dwarfs handing frames between
+# threads: on smaller frames one thread decodes as fast or faster (up to 3x for the real
+# 320x240 MPEG-4 fixture), on larger ones more threads win (1.3-1.6x at 1080p), whatever
+# the codec (``benchmarks/build_bench.py --only threads``).
+MIN_THREADED_PIXELS = 640 * 480
+_last_large = False        # whether the last video opened here had MIN_THREADED_PIXELS
+
+
+def _capture(path: str, threads: int) -> cv2.VideoCapture:
+    """``path`` opened by FFmpeg with ``threads`` decoding threads (0: FFmpeg's default);
+    MediaError('cannot_open') when it cannot be."""
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG,
+                           [cv2.CAP_PROP_N_THREADS, threads] if threads else [])
+    if not cap.isOpened():
+        cap.release()
+        raise MediaError("cannot_open", "OpenCV/FFmpeg could not open the file as a video "
+                                        "(not a video, or an unsupported container/codec)")
+    return cap
 
 
 def set_threads(n: int) -> None:
-    """Decodes each video with ``n`` FFmpeg threads, and lets OpenCV's own operations
-    (colour conversion, resizing) use ``n`` threads, in this process; 0 leaves both at the
-    libraries' defaults (a thread per core). One thread spends less CPU per frame (3 to
-    40 % less on the real fixtures: ``benchmarks/build_bench.py --only threads``), so a
-    process that shares the cores with other worker processes should use one."""
+    """Decodes each video of at least ``MIN_THREADED_PIXELS`` with ``n`` FFmpeg threads,
+    and lets OpenCV's own operations (colour conversion, resizing) use ``n`` threads, in
+    this process; 0 leaves both at the libraries' defaults (a thread per core). Smaller
+    videos decode with one thread whatever ``n`` is. One thread spends less CPU per frame
+    (``benchmarks/build_bench.py --only threads``), so a process that shares the cores
+    with other worker processes should use one."""
     global _threads
     _threads = max(0, int(n))
     cv2.setNumThreads(_threads if _threads else -1)
@@ -102,12 +121,22 @@ class VideoReader(Capture):
 
     @staticmethod
     def _open(path: str) -> cv2.VideoCapture:
-        cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG,
-                               [cv2.CAP_PROP_N_THREADS, _threads] if _threads else [])
-        if not cap.isOpened():
-            cap.release()
-            raise MediaError("cannot_open", "OpenCV/FFmpeg could not open the file as a video "
-                                            "(not a video, or an unsupported container/codec)")
+        """The file opened with one decoding thread, or, for a video of at least
+        ``MIN_THREADED_PIXELS`` in a process given more than one (``set_threads``), with
+        those. Opening costs up to milliseconds (FFmpeg decodes a little to learn the
+        streams), so the file is opened for the size of the last video this process
+        opened, and again only where its own size asks for the other choice: once in a
+        dataset of one size."""
+        global _last_large
+        threads = _threads if _last_large else 1
+        cap = _capture(path, threads)
+        large = (cap.get(cv2.CAP_PROP_FRAME_WIDTH) * cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+                 >= MIN_THREADED_PIXELS)
+        if large != _last_large:
+            _last_large = large
+            if _threads != 1:
+                cap.release()
+                cap = _capture(path, _threads if large else 1)
         return cap
 
     @property
