@@ -14,9 +14,9 @@ Measures, in one run, on this machine:
 3. ratios of the above against their targets;
 4. the peak RSS (largest single process) of building one long synthetic
    1920x1080 video, via getrusage(RUSAGE_CHILDREN) in a fresh helper process;
-5. resuming: the all-frames 2-worker build stopped with SIGTERM once half its items
-   are done, then rerun with the same command, against the same build run whole
-   (``--only resume`` runs this part alone);
+5. resuming: the all-frames 2-worker build of 5 x N links stopped with SIGTERM once half
+   its items are done, then rerun with the same command, against the same build run
+   whole (``--only resume`` runs this part alone);
 6. scaling (``--only scaling``): frames/s of the 16-frame and all-frames builds with 1
    and 2 workers, on the local runner and on a Dask cluster (a scheduler and 1 or 2
    single-threaded workers started here), against decoding alone in 1 and 2 processes;
@@ -26,14 +26,18 @@ Measures, in one run, on this machine:
    and 2 worker processes), medians of 5;
 8. decoding threads (``--only threads``): CPU and wall per frame of decoding every frame
    of three real videos with one FFmpeg thread against OpenCV's default, and of the
-   copies in 1 and 2 processes (a worker per core decodes with one thread);
+   copies in 1 and 2 processes (a worker per core decodes with one thread); and the wall
+   per frame of 1 and 2 threads on synthetic clips from 320x240 to 1920x1080 in three
+   codecs (where threads start to pay: ``video.MIN_THREADED_PIXELS``);
 9. sparse sampling of a long video (``--only seek``): 16 uniform frames of the 3-minute
    1080p video, decoded by seeking across the gaps and by a full pass (the clips are
    compared), against a bare grab() of every frame; and the whole build command of it;
 10. the listing at scale (``--only listing``): builds of 20,000 and 200,000 empty files
    (all quarantined, so the figures are the per-item overhead alone): wall time, the
    driver's peak RSS, the size of the job graph, against the graph a ``beam.Create`` of
-   the listing would make.
+   the listing would make;
+11. per-frame costs (``--only costs``): what grab, colour conversion, resize, JPEG encode
+   and the build's own per-item call cost per frame of the UCF-like fixture, one thread.
 
 Progress goes to stderr; the report (command line + one markdown table +
 notes) goes to stdout. Nothing is written inside the repository: data and
@@ -332,7 +336,8 @@ def run_resume(work_dir: str, data_dir: str, extra: list[str], total: int,
         time.sleep(0.05)
     _, err = proc.communicate()
     stop_s = time.perf_counter() - t
-    kept = re.search(r"stopped by SIGTERM: (\d+) of", err)
+    kept = re.search(r"stopped by SIGTERM: (\d+) of", err) or re.search(
+        r"stopped by SIGTERM: no item had (finished)", err)
     t = time.perf_counter()
     rerun = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True)
     rerun_s = time.perf_counter() - t
@@ -344,7 +349,8 @@ def run_resume(work_dir: str, data_dir: str, extra: list[str], total: int,
         if ".tfrecord-" in n)
     shutil.rmtree(out_dir, ignore_errors=True)
     return {"whole_s": whole_s, "stop_s": stop_s, "rc": proc.returncode,
-            "kept": int(kept.group(1)) if kept else None, "rerun_s": rerun_s,
+            "kept": (int(kept.group(1)) if kept.group(1).isdigit() else 0) if kept else None,
+            "rerun_s": rerun_s,
             "rerun_rc": rerun.returncode, "decoded": int(decoded.group(1)) if decoded else None,
             "same": same}
 
@@ -372,13 +378,14 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 10 copies, a 0.1-minute long video")
     ap.add_argument("--only", choices=["resume", "listing", "scaling", "startup", "seek",
-                                       "threads"],
+                                       "threads", "costs"],
                     default=None,
                     help="run one part alone: resume (stop at half-way and rerun), listing "
                          "(20,000 and 200,000 items), scaling (1 and 2 workers, local and "
                          "Dask), startup (where a one-video build's time goes), seek (16 "
-                         "frames of the long video, seeking against a full pass) or threads "
-                         "(decoding with one thread against OpenCV's default)")
+                         "frames of the long video, seeking against a full pass), threads "
+                         "(decoding with one thread against OpenCV's default) or costs "
+                         "(what each step of an all-frames build costs per frame)")
     ap.add_argument("--listing_sizes", default="20000,200000",
                     help="--only listing: the numbers of items (default 20000,200000)")
     args = ap.parse_args()
@@ -401,7 +408,7 @@ def main():
     decode_file(paths[0])  # untimed: loads codec libraries
 
     if args.only == "resume":
-        return report_resume(command, work, paths, args.copies)
+        return report_resume(command, work, args.copies, args.classes)
     if args.only == "listing":
         return report_listing(command, work, [int(n) for n in args.listing_sizes.split(",")])
     if args.only == "scaling":
@@ -412,6 +419,8 @@ def main():
         return report_seek(command, work, args.long_minutes)
     if args.only == "threads":
         return report_threads(command, paths, work)
+    if args.only == "costs":
+        return report_costs(command)
 
     # 2. Decode-only baseline.
     dec1_frames, dec1_s = decode_only(paths, 1)
@@ -574,9 +583,14 @@ def main():
           "sampling flags; logs are in " + os.path.join(work, "logs") + ".")
 
 
-def report_resume(command: str, work: str, paths: list[str], copies: int):
+def report_resume(command: str, work: str, copies: int, classes: int):
+    """Stop-and-rerun against a whole build, on 5 x ``copies`` links: a build of a few
+    seconds stops before its workers close a part (every 2 s at the least), keeping
+    nothing, which says nothing about resuming."""
     flags_ = ["--sampling", "all", "--resize_shorter", "128", "--config_name", "folder"]
-    data_dir = os.path.dirname(os.path.dirname(paths[0]))
+    copies *= 5
+    data_dir = os.path.join(work, "data", "resume")
+    make_folder_dataset(data_dir, copies, classes)
     runs = [run_resume(work, data_dir, flags_, copies) for _ in range(3)]
     med = lambda key: float(np.median([r[key] for r in runs]))   # noqa: E731
     print(f"$ {command}\n")
@@ -755,11 +769,9 @@ def report_threads(command: str, paths: list[str], work: str, repeats: int = 3):
               f"process | {fps[1]:,.0f} frames/s | {fps[2]:,.0f} frames/s | "
               f"{fps[2] / fps[1]:.2f}× |")
     print()
-    try:
-        import av  # noqa: F401  (H.264 and MPEG-2 clips are written with PyAV)
-        codecs = ["mp4v", "mpeg2", "h264"]
-    except ImportError:
-        codecs = ["mp4v"]
+    import importlib.util
+    # H.264 and MPEG-2 clips are written with PyAV (a test extra); mp4v with OpenCV
+    codecs = ["mp4v", "mpeg2", "h264"] if importlib.util.find_spec("av") else ["mp4v"]
     sizes = [(320, 240), (480, 360), (640, 480), (960, 540), (1920, 1080)]
     print("Synthetic 90-frame clips, every frame grabbed (decoded, not converted); wall per "
           "frame with 1 and 2 FFmpeg threads, and 1 thread / 2 threads (above 1: threads "
@@ -780,6 +792,76 @@ def report_threads(command: str, paths: list[str], work: str, repeats: int = 3):
                     lambda: grab_file(clip, threads))[1] for _ in range(repeats)])) * 1000 / n
             cells.append(f"{walls[1]:.3f} / {walls[2]:.3f} ms: {walls[1] / walls[2]:.2f}×")
         print(f"| {w}x{h} | " + " | ".join(cells) + " |")
+
+
+def report_costs(command: str, repeats: int = 7):
+    """Wall per frame of each step an all-frames build at a 128-pixel shorter side takes
+    for the UCF-like fixture, in this process with one thread (as a worker per core runs):
+    grab (decode), retrieve (colour conversion), resize, JPEG encode, and the build's own
+    ``decode_video`` and ``make_item_records`` of the file."""
+    sys.path.insert(0, PROJECT_ROOT)
+    from pipeline.media import video
+    from pipeline.media.encode import FrameSpec, output_size, process_frame
+    from pipeline.media.items import Item
+    from pipeline.media.records import BuildSettings, make_item_records
+    from pipeline.media.sampling import SamplingSpec
+    video.set_threads(1)
+    spec = FrameSpec(resize_shorter=128)
+    cap = cv2.VideoCapture(FIXTURE, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    n = len(frames)
+    h, w = output_size(spec, *frames[0].shape[:2])
+    small = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames]
+
+    def per_frame(fn) -> float:
+        walls = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            walls.append(time.perf_counter() - start)
+        return float(np.median(walls)) * 1e6 / n
+
+    def passes(convert: bool):
+        def run():
+            c = cv2.VideoCapture(FIXTURE, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+            while c.grab():
+                if convert:
+                    c.retrieve()
+            c.release()
+        return run
+
+    item = Item(FIXTURE, "c/v.avi", "train", 0, "c")
+    settings = BuildSettings(SamplingSpec("all"), spec)
+    grab, read = per_frame(passes(False)), per_frame(passes(True))
+    rows = [
+        ("grab(): demux and decode", grab),
+        ("retrieve(): colour conversion to BGR (read() less grab())", read - grab),
+        (f"resize to {w}x{h} (INTER_LINEAR)", per_frame(
+            lambda: [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames])),
+        ("JPEG encode at quality 90", per_frame(
+            lambda: [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90]) for f in small])),
+        ("process_frame (resize + encode)", per_frame(
+            lambda: [process_frame(f, spec) for f in frames])),
+        ("decode_video (the build's decode of the file)", per_frame(
+            lambda: video.decode_video(FIXTURE, settings.sampling, spec))),
+        ("make_item_records (decode_video + the SequenceExample)", per_frame(
+            lambda: make_item_records(item, settings))),
+    ]
+    print(f"$ {command}\n")
+    print(f"Every frame of `{os.path.basename(FIXTURE)}` ({n} frames), one thread, in one "
+          f"process; medians of {repeats}. The bare decode baseline of the other tables "
+          "is grab() + retrieve().\n")
+    print("| Step | Wall per frame | Share of make_item_records |")
+    print("|---|---:|---:|")
+    whole = rows[-1][1]
+    for what, us in rows:
+        print(f"| {what} | {us:.1f} µs | {us / whole:.2f} |")
 
 
 def report_seek(command: str, work: str, minutes: float, repeats: int = 3):

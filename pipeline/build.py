@@ -404,7 +404,8 @@ def _prepare(work_dir, resumable, source, data_dir, settings) -> Plan:
           f"{sum(listing.unused.values())} unused; {len(listing.classes)} classes",
           file=sys.stderr)
     finished, shard_counts = _resume_or_start(work_dir, resumable, selected, settings, data_dir)
-    todo = [(slot, item) for slot, item in selected if (item.split, slot) not in finished.slots]
+    todo = ([(slot, item) for slot, item in selected if (item.split, slot) not in finished.slots]
+            if finished.slots else selected)
     return Plan(finalise.summarise(listing, selected), shard_counts,
                 partial.write_listing(work_dir, todo, finished), len(selected),
                 finished.num_items)

@@ -160,6 +160,7 @@ class Stopped(BaseException):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.note = ""          # what was done on the way out (a remote job cancelled)
 
     @property
     def name(self) -> str:
@@ -275,5 +276,6 @@ def command_line(module: str, args) -> str:
 def stopped_line(program: str, stop: Stopped, kept: str, resume: str | None) -> str:
     """The one line a stopped command prints: what stopped it, what was kept, and the
     exact command that resumes (``resume``), or that nothing was."""
-    line = f"[{program}] stopped by {stop.name}: {kept}."
+    note = getattr(stop, "note", "")
+    line = f"[{program}] stopped by {stop.name}: {kept}{'; ' + note if note else ''}."
     return line + (f" Resume with: {resume}" if resume else "")

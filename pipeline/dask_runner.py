@@ -205,8 +205,12 @@ class DaskResult(PipelineResult):
             for _ in ddist.as_completed(self.futures, with_results=True):
                 pass
             self._state = PipelineState.DONE
-        except BaseException:
+        except Exception:
             self._state = PipelineState.FAILED
+            raise
+        except BaseException:       # stopped (a signal): no task of the run starts again
+            self.client.cancel(self.futures)
+            self._state = PipelineState.CANCELLED
             raise
         finally:
             cluster = self.client.cluster if self.own_cluster else None

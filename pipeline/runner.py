@@ -424,12 +424,35 @@ def watch(progress_dir: str, total: int, label: str, *, unit: str = "items",
 
 def run_and_wait(pipeline, progress=None):
     """Runs ``pipeline`` to the end (inside ``progress``, a context manager such as
-    ``watch``'s, when given); returns its result."""
-    if progress is None:
+    ``watch``'s, when given); returns its result. Stopped while a runner runs the job
+    elsewhere (a job service, a cluster), it asks the runner to cancel the job
+    (``cancel_job``) before the stop goes on."""
+    import contextlib
+    with progress if progress is not None else contextlib.nullcontext():
         result = pipeline.run()
-        result.wait_until_finish()
-        return result
-    with progress:
-        result = pipeline.run()
-        result.wait_until_finish()
+        try:
+            result.wait_until_finish()
+        except BaseException as e:
+            from pipeline import cli
+            if isinstance(e, cli.Stopped):
+                e.note = cancel_job(result)
+            raise
     return result
+
+
+def cancel_job(result) -> str:
+    """Asks the runner of a job still running to cancel it; returns what happened, for the
+    stop line ("" where there was nothing to cancel: a local run ends with its driver)."""
+    from apache_beam.runners.runner import PipelineState
+    try:
+        state = result.state
+        if state == PipelineState.CANCELLED:       # the runner did on its way out (Dask)
+            return "its job on the runner was cancelled"
+        if PipelineState.is_terminal(state):
+            return ""
+        result.cancel()
+    except NotImplementedError:
+        return "this runner cannot cancel its job: it may still be running there"
+    except Exception as e:  # the runner is unreachable or refused: say so, stop anyway
+        return f"cancelling its job failed ({type(e).__name__}: {e}): it may still be running"
+    return "its job on the runner was cancelled"

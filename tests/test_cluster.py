@@ -202,3 +202,98 @@ def test_every_engine_evaluates_alike(engines, real_video_run, tmp_path):
         assert [r["predicted_label"] for r in rows] == [r["predicted_label"] for r in local]
         for a, b in zip(rows, local):
             assert abs(float(a["probability"]) - float(b["probability"])) < 1e-5, name
+
+
+def _jobs(endpoint: str) -> dict[str, int]:
+    """job id -> state (beam_job_api_pb2.JobState) of every job the job service knows."""
+    import grpc
+    from apache_beam.portability.api import beam_job_api_pb2, beam_job_api_pb2_grpc
+    with grpc.insecure_channel(endpoint) as channel:
+        stub = beam_job_api_pb2_grpc.JobServiceStub(channel)
+        reply = stub.GetJobs(beam_job_api_pb2.GetJobsRequest(), timeout=10)
+    return {job.job_id: job.state for job in reply.job_info}
+
+
+def _scheduler_tasks(address: str) -> int:
+    """How many tasks the Dask scheduler at ``address`` holds."""
+    from distributed import Client
+    with Client(address, timeout=30) as client:
+        return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+
+def _start_long_build(engine_args, real_dir, tmp_path) -> tuple[subprocess.Popen, pathlib.Path]:
+    """A build of 60 links of a 1080p video, every frame: long enough to be running when
+    stopped."""
+    data = tmp_path / "many"
+    for name in ("a", "b"):
+        (data / name).mkdir(parents=True)
+        for i in range(30):
+            (data / name / f"kick{i}.mp4").symlink_to(real_dir / "soccer" / "videos" /
+                                                     "Kick 1.mp4")
+    log = tmp_path / "build.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.build", "--dataset=folder", f"--data_dir={data}",
+             f"--output_dir={tmp_path / 'out'}", "--sampling=all", "--size=64x36",
+             *engine_args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+def _wait_until(what, proc: subprocess.Popen, log: pathlib.Path, timeout: float = 120.0):
+    """``what()``'s first true value, polled while the build runs; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = what()
+        if found:
+            return found
+        time.sleep(0.2)
+    pytest.fail(f"not seen while the build ran:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen, log: pathlib.Path) -> str:
+    """SIGTERM to the build; its output, once it has ended with 143 and its one line."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    text = log.read_text()
+    assert "[build] stopped by SIGTERM" in text and "Traceback" not in text, text[-3000:]
+    assert "its job on the runner was cancelled" in text, text[-3000:]
+    return text
+
+
+@pytest.mark.slow
+def test_a_stopped_build_cancels_its_dask_tasks(engines, real_dir, tmp_path):
+    """SIGTERM to a build on a Dask cluster: exit 143 with its one line, and the
+    scheduler lets go of every task of the run (none starts after the stop)."""
+    address = next(a.split("=", 1)[1] for a in engines["dask"]
+                   if a.startswith("--dask_client_address="))
+    proc, log = _start_long_build(engines["dask"], real_dir, tmp_path)
+    _wait_until(lambda: _scheduler_tasks(address) > 0, proc, log)
+    _stop(proc, log)
+    deadline = time.monotonic() + 60
+    while _scheduler_tasks(address) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _scheduler_tasks(address) == 0
+
+
+@pytest.mark.slow
+def test_a_stopped_build_cancels_its_job(engines, real_dir, tmp_path):
+    """SIGTERM to a build running on a job service: exit 143 with its one line, and its
+    job is cancelled there instead of left running for nobody (Beam's local job service
+    only marks it cancelled; Flink's, Spark's and Dataflow's stop it). Last in this file:
+    the local service's workers may still finish the job."""
+    from apache_beam.portability.api import beam_job_api_pb2
+    State = beam_job_api_pb2.JobState
+    endpoint = next(a.split("=", 1)[1] for a in engines["portable"]
+                    if a.startswith("--job_endpoint="))
+    before = set(_jobs(endpoint))
+    proc, log = _start_long_build(engines["portable"], real_dir, tmp_path)
+    job = _wait_until(lambda: next((j for j, s in _jobs(endpoint).items()
+                                    if j not in before and s == State.RUNNING), None),
+                      proc, log)
+    _stop(proc, log)
+    assert _jobs(endpoint)[job] == State.CANCELLED

@@ -270,3 +270,30 @@ def test_make_records_gives_its_threads_to_the_libraries():
         assert video._threads == 0 and cv2.getNumThreads() == cv2.getNumberOfCPUs()
     finally:
         video.set_threads(0)
+
+
+class _Result:
+    """A runner's result as cancel_job sees it."""
+
+    def __init__(self, state, cancel=None):
+        self.state, self._cancel, self.cancelled = state, cancel, False
+
+    def cancel(self):
+        if self._cancel:
+            raise self._cancel
+        self.cancelled = True
+
+
+def test_cancel_job_says_what_became_of_a_stopped_job():
+    from apache_beam.runners.runner import PipelineState
+    running = _Result(PipelineState.RUNNING)
+    assert runner.cancel_job(running) == "its job on the runner was cancelled"
+    assert running.cancelled
+    done = _Result(PipelineState.DONE)
+    assert runner.cancel_job(done) == "" and not done.cancelled      # nothing to cancel
+    assert runner.cancel_job(_Result(PipelineState.CANCELLED)) == \
+        "its job on the runner was cancelled"                        # cancelled on its way out
+    assert "cannot cancel" in runner.cancel_job(
+        _Result(PipelineState.RUNNING, NotImplementedError()))
+    assert "cancelling its job failed (ConnectionError: gone)" in runner.cancel_job(
+        _Result(PipelineState.RUNNING, ConnectionError("gone")))

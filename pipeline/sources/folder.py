@@ -37,9 +37,9 @@ def list_items(data_dir: str, options: SourceOptions) -> Listing:
     label_of = {name: i for i, name in enumerate(classes)}
     items = []
     for rel in files:
-        name = rel.split("/")[0]
+        label = label_of[rel.split("/")[0]]
         items.append(Item(join(data_dir, rel), rel, hash_split(rel, val, test),
-                          label_of[name], name))
+                          label, classes[label]))    # one string per class, not per item
     # Entries named like videos that are no file are listed items too, quarantined here.
     problems = [Problem(join(data_dir, rel), "list", reason, detail, hash_split(rel, val, test))
                 for rel, reason, detail in odd]
