@@ -1047,4 +1047,5 @@ def report_listing(command: str, work: str, sizes: list[int]):
 
 
 if __name__ == "__main__":
-    main()
+    from stopping import run
+    run(main)

@@ -442,4 +442,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from stopping import run
+    run(main)

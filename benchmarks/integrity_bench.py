@@ -181,4 +181,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from stopping import run
+    run(main)

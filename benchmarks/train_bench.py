@@ -147,4 +147,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from stopping import run
+    run(main)
