@@ -27,6 +27,7 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import time
 import traceback
 import uuid
@@ -207,6 +208,7 @@ def _become_worker(conn: socket.socket, env: dict, target) -> None:
     new interpreter's, ``target()``; its exit status goes back to the command."""
     os.environ.clear()
     os.environ.update(env)
+    tempfile.tempdir = None          # read TMPDIR again, as a new interpreter would
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -137,3 +137,19 @@ def test_preprocess_of_images_matches_the_image_reader(tmp_path):
     np.testing.assert_array_equal(np.stack(ours), video.numpy())
     # left crop red 2, middle 4 (half 2, half 6), right 6
     assert [int(a[..., 0].mean()) for a in ours[:3]] == [2, 4, 6]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_run_leaves_nothing_in_the_temporary_folder(tiny_video_run, tmp_path):
+    """Worker processes end at once, without the tear-down that would remove the code
+    TensorFlow generates for traced functions: they write it into the run's own temporary
+    folder, which the driver removes."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    r = run_module("trainers.beam_evaluate", f"--workdir={tiny_video_run}",
+                   f"--out_dir={tmp_path / 'eval'}", "--direct_num_workers=2", "--noprogress",
+                   env={"TMPDIR": str(temp)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "eval" / "predictions.csv").exists()
+    assert list(temp.iterdir()) == []

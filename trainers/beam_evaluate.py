@@ -34,6 +34,7 @@ with one line (exit status 130 / 143) after removing its temporary folders.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -225,6 +226,26 @@ def beam_options(beam_args: list[str], log_level: str = "error"):
         raise RunError(str(e)) from None
 
 
+@contextlib.contextmanager
+def _workers_temp(folder: str | None):
+    """Local workers started inside the block write their temporary files into ``folder``
+    (their TMPDIR), which the driver removes however the run ends: TensorFlow writes the
+    code it generates for a traced function there and removes it only at a normal exit,
+    which a worker process, ended at once, does not make."""
+    if folder is None:
+        yield
+        return
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+
+
 def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
                  forks=None) -> evaluate.Views:
     """Runs the graph with the given Beam options; returns the views the workers predicted.
@@ -254,7 +275,8 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
         build_graph(p, plan, model_uri, rows_prefix, progress_dir)
         watch = runner.watch(progress_dir, plan.num_videos, "evaluate", unit="videos",
                              per_item=plan.num_views) if progress_dir else None
-        with cli.StopSignals(on_stop=runner.stop_local_workers if local else None):
+        with cli.StopSignals(on_stop=runner.stop_local_workers if local else None), \
+                _workers_temp(local_tmp if local else None):
             runner.run_and_wait(p, watch)
         return read_views(rows_prefix)
     finally:
