@@ -457,19 +457,20 @@ def _build_into(work_dir, plan: Plan, settings, options, config_name, data_dir, 
     runner_obj = runner.make_runner(options, forks.command() if forks else None)
     local = runner.is_local(options, runner_obj)
     progress_dir = runner.progress_dir(work_dir) if local and FLAGS.progress else None
-    try:
-        p = beam.Pipeline(runner=runner_obj, options=options)
-        threads = FLAGS.decode_threads or runner.threads_per_worker(options, runner_obj)
-        build_graph(p, plan.listing_dir, settings, work_dir, plan.shard_counts, progress_dir,
-                    threads)
-        progress = runner.watch(progress_dir, plan.total, "build",
-                                already=plan.already) if progress_dir else None
-        result = runner.run_and_wait(p, progress)
-    finally:
-        if forks:
-            forks.close()        # its workers have ended with the run
-        if progress_dir:
-            finalise.remove_quietly(progress_dir)
+    with runner.run_temp_folder():          # removed once the workers have ended
+        try:
+            p = beam.Pipeline(runner=runner_obj, options=options)
+            threads = FLAGS.decode_threads or runner.threads_per_worker(options, runner_obj)
+            build_graph(p, plan.listing_dir, settings, work_dir, plan.shard_counts,
+                        progress_dir, threads)
+            progress = runner.watch(progress_dir, plan.total, "build",
+                                    already=plan.already) if progress_dir else None
+            result = runner.run_and_wait(p, progress)
+        finally:
+            if forks:
+                forks.close()        # its workers have ended with the run
+            if progress_dir:
+                finalise.remove_quietly(progress_dir)
     info, tally = finalise.finalise(
         work_dir, plan.summary, settings, plan.shard_counts, dataset=FLAGS.dataset,
         config_name=config_name, data_dir=data_dir,

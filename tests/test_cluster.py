@@ -128,12 +128,16 @@ def corpus(real_dir, tmp_path_factory) -> pathlib.Path:
 
 
 def _build(corpus, out, name, engine_args):
+    temp = out.parent / f"{out.name}_tmp"         # the driver's temporary folder
+    temp.mkdir()
     r = run_module("pipeline.build", "--dataset=folder", f"--data_dir={corpus}",
                    f"--output_dir={out}", f"--config_name={name}", "--sampling=uniform",
                    "--num_frames=4", "--size=48x32", "--test_fraction=0.4",
-                   "--max_failure_ratio=0.5", "--num_shards=2", *engine_args)
+                   "--max_failure_ratio=0.5", "--num_shards=2", *engine_args,
+                   env={"TMPDIR": str(temp)})
     assert r.returncode == 0, r.stderr[-4000:]
     assert "Traceback" not in r.stderr
+    assert list(temp.iterdir()) == []          # nothing left behind, Beam's own files included
     return out / "folder" / name
 
 
@@ -186,14 +190,18 @@ def test_every_engine_evaluates_alike(engines, real_video_run, tmp_path):
     got = {}
     for name, args in engines.items():
         out, shared = tmp_path / name, tmp_path / f"{name}_temp"   # what workers share
+        temp = tmp_path / f"{name}_tmp"                  # the driver's temporary folder
         shared.mkdir()
+        temp.mkdir()
         extra = [] if name == "local" else [f"--temp_location={shared}"]
         r = run_module("trainers.beam_evaluate", f"--workdir={real_video_run}", "--split=test",
-                       f"--out_dir={out}", "--noprogress", *args, *extra)
+                       f"--out_dir={out}", "--noprogress", *args, *extra,
+                       env={"TMPDIR": str(temp)})
         assert r.returncode == 0, f"{name}: {r.stderr[-4000:]}"
         assert "Traceback" not in r.stderr, name
         got[name] = _predictions(out)
         assert list(shared.iterdir()) == [], name          # its temporary files are gone
+        assert list(temp.iterdir()) == [], name            # Beam's and TensorFlow's too
     local = got.pop("local")
     assert len(local) == json.loads((real_video_run / "dataset_info.json").read_text())[
         "splits"]["test"]["num_examples"]

@@ -34,7 +34,6 @@ with one line (exit status 130 / 143) after removing its temporary folders.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -226,26 +225,6 @@ def beam_options(beam_args: list[str], log_level: str = "error"):
         raise RunError(str(e)) from None
 
 
-@contextlib.contextmanager
-def _workers_temp(folder: str | None):
-    """Local workers started inside the block write their temporary files into ``folder``
-    (their TMPDIR), which the driver removes however the run ends: TensorFlow writes the
-    code it generates for a traced function there and removes it only at a normal exit,
-    which a worker process, ended at once, does not make."""
-    if folder is None:
-        yield
-        return
-    before = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = folder
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = before
-
-
 def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
                  forks=None) -> evaluate.Views:
     """Runs the graph with the given Beam options; returns the views the workers predicted.
@@ -271,13 +250,18 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
             with open(plan.checkpoint, "rb") as src, FileSystems.create(model_uri) as dst:
                 shutil.copyfileobj(src, dst)
         rows_prefix = FileSystems.join(work, ROWS_PREFIX)
-        p = beam.Pipeline(runner=engine, options=options)
-        build_graph(p, plan, model_uri, rows_prefix, progress_dir)
-        watch = runner.watch(progress_dir, plan.num_videos, "evaluate", unit="videos",
-                             per_item=plan.num_views) if progress_dir else None
-        with cli.StopSignals(on_stop=runner.stop_local_workers if local else None), \
-                _workers_temp(local_tmp if local else None):
-            runner.run_and_wait(p, watch)
+        with runner.run_temp_folder():
+            try:
+                p = beam.Pipeline(runner=engine, options=options)
+                build_graph(p, plan, model_uri, rows_prefix, progress_dir)
+                watch = runner.watch(progress_dir, plan.num_videos, "evaluate",
+                                     unit="videos",
+                                     per_item=plan.num_views) if progress_dir else None
+                with cli.StopSignals(on_stop=runner.stop_local_workers if local else None):
+                    runner.run_and_wait(p, watch)
+            finally:
+                if forks:
+                    forks.close()        # its workers end before their temporary folder
         return read_views(rows_prefix)
     finally:
         if forks:
