@@ -18,11 +18,14 @@ def run(main) -> None:
     """Runs ``main()`` and exits with the status it returns (0 for anything but an int)."""
     got = [signal.SIGINT]
 
-    def on_term(signum, frame):
+    def on_stop(signum, frame):
         got[0] = signum
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    # both, as the project's commands do: a process started with SIGINT ignored (by a
+    # test runner's worker, a background job) still stops on Ctrl-C sent to it
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_stop)
     try:
         code = main()
     except KeyboardInterrupt:
