@@ -37,7 +37,9 @@ Measures, in one run, on this machine:
    driver's peak RSS, the size of the job graph, against the graph a ``beam.Create`` of
    the listing would make;
 11. per-frame costs (``--only costs``): what grab, colour conversion, resize, JPEG encode
-   and the build's own per-item call cost per frame of the UCF-like fixture, one thread.
+   and the build's own per-item call cost per frame of the UCF-like fixture, one thread;
+12. sizing the shards (``--only sizing``): 4 links of the long video, all frames, with the
+   shards sized by the driver against ``--num_shards 1``.
 
 Progress goes to stderr; the report (command line + one markdown table +
 notes) goes to stdout. Nothing is written inside the repository: data and
@@ -378,14 +380,15 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 10 copies, a 0.1-minute long video")
     ap.add_argument("--only", choices=["resume", "listing", "scaling", "startup", "seek",
-                                       "threads", "costs"],
+                                       "threads", "costs", "sizing"],
                     default=None,
                     help="run one part alone: resume (stop at half-way and rerun), listing "
                          "(20,000 and 200,000 items), scaling (1 and 2 workers, local and "
                          "Dask), startup (where a one-video build's time goes), seek (16 "
                          "frames of the long video, seeking against a full pass), threads "
-                         "(decoding with one thread against OpenCV's default) or costs "
-                         "(what each step of an all-frames build costs per frame)")
+                         "(decoding with one thread against OpenCV's default), costs "
+                         "(what each step of an all-frames build costs per frame) or sizing "
+                         "(4 long videos, shards sized by the driver against --num_shards)")
     ap.add_argument("--listing_sizes", default="20000,200000",
                     help="--only listing: the numbers of items (default 20000,200000)")
     args = ap.parse_args()
@@ -421,6 +424,8 @@ def main():
         return report_threads(command, paths, work)
     if args.only == "costs":
         return report_costs(command)
+    if args.only == "sizing":
+        return report_sizing(command, work, args.long_minutes)
 
     # 2. Decode-only baseline.
     dec1_frames, dec1_s = decode_only(paths, 1)
@@ -862,6 +867,32 @@ def report_costs(command: str, repeats: int = 7):
     whole = rows[-1][1]
     for what, us in rows:
         print(f"| {what} | {us:.1f} µs | {us / whole:.2f} |")
+
+
+def report_sizing(command: str, work: str, minutes: float):
+    """All frames of 4 links of the long 1080p video, 2 workers: shards sized by the driver
+    (it encodes the first items itself, up to 3 or for about a second, and keeps them)
+    against --num_shards=1, which sizes nothing: what sizing costs on items this long."""
+    long_path = os.path.join(work, "long", f"{minutes:g}min", "class_0", "long_1080p30.mp4")
+    frames = make_long_video(long_path, minutes)
+    data = os.path.join(work, "data", "long4")
+    os.makedirs(os.path.join(data, "class_0"), exist_ok=True)
+    for name in "abcd":
+        link = os.path.join(data, "class_0", f"{name}.mp4")
+        if not os.path.exists(link):
+            os.link(long_path, link)
+    warm_cache([long_path])
+    flags_ = ["--sampling", "all", "--resize_shorter", "128"]
+    sized = run_build(work, "sizing_default", data, 2, flags_)
+    told = run_build(work, "sizing_told", data, 2, flags_ + ["--num_shards", "1"])
+    print(f"$ {command}\n")
+    print(f"4 links of the synthetic {minutes:g}-minute 1920x1080 video ({frames} frames each), "
+          "all frames at a 128-pixel shorter side, 2 workers; one run each.\n")
+    print("| Build | Wall | Ratio |")
+    print("|---|---:|---:|")
+    print(f"| shards sized by the driver (the default) | {sized['wall_s']:.1f} s | "
+          f"{sized['wall_s'] / told['wall_s']:.2f} |")
+    print(f"| --num_shards 1 (nothing to size) | {told['wall_s']:.1f} s | 1.00 |")
 
 
 def report_seek(command: str, work: str, minutes: float, repeats: int = 3):

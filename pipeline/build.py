@@ -44,7 +44,7 @@ from pipeline.media.items import Item
 from pipeline.media.records import BuildSettings
 from pipeline.media.sampling import SAMPLING_MODES, SHORT_POLICIES, SamplingSpec
 from pipeline.sources import base as sources_base
-from pipeline.transforms import build_graph, shard_counts_for
+from pipeline.transforms import build_graph, shard_counts_for, write_parts
 from tfrecords import schema
 
 FLAGS = flags.FLAGS
@@ -436,9 +436,15 @@ def _resume_or_start(work_dir, resumable, selected, settings, data_dir):
         print(f"[build] not reusing the stopped build in {work_dir} ({why}): starting over",
               file=sys.stderr)
     partial.clear_for_resume(work_dir, keep_finished=False)
-    shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards)
+    made: list = []
+    shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards, made)
     partial.write_manifest(work_dir, print_, shard_counts)
-    return partial.Finished(), shard_counts
+    if not made:
+        return partial.Finished(), shard_counts
+    # The items encoded to size the shards are kept as finished parts, as a stopped
+    # build's are: no worker decodes them again (for long videos, minutes saved).
+    write_parts(work_dir, made, shard_counts)
+    return partial.scan(work_dir, selected), shard_counts
 
 
 SMALL_BUILD = 4      # items: fewer run in the driver's process (no worker to start)

@@ -55,6 +55,14 @@ class Encoded(NamedTuple):
     problems: tuple = ()   # part 0: the item's bad files (errors.jsonl rows), kept with it
 
 
+def encoded(slot: int, item: Item, made, file_problems) -> list[Encoded]:
+    """The records ``make_item_records`` made of the item in ``slot``, on their way to a
+    shard; the item's bad files travel with its first record."""
+    return [Encoded(item.split, slot, video_id, label, label_text, num_frames, record, part,
+                    tuple(file_problems) if part == 0 else ())
+            for part, (video_id, label, label_text, num_frames, record) in enumerate(made)]
+
+
 def num_shards_for(count: int, num_bytes: int, requested: int) -> int:
     """Shards for a split: as requested, or ~TARGET_SHARD_BYTES each; 1..count."""
     if count <= 0:
@@ -136,11 +144,10 @@ class MakeRecords(ProgressDoFn):
                                "file_problems": file_problems})
             return
         self.ok.inc()
-        for part, (video_id, label, label_text, num_frames, record) in enumerate(made):
+        for r in encoded(slot, item, made, file_problems):
             self.records.inc()
-            self.frames.inc(num_frames)
-            yield Encoded(item.split, slot, video_id, label, label_text, num_frames, record, part,
-                          tuple(file_problems) if part == 0 else ())
+            self.frames.inc(r.num_frames)
+            yield r
 
     def _make(self, item: Item):
         """([(video_id, label, label_text, num_frames, record)], [file problem dicts])."""
@@ -329,31 +336,57 @@ def _write_jsonl(pcoll, label: str, prefix: str):
     return pcoll | f"Write{label}" >> WriteJsonLines(prefix)
 
 
-def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3) -> float:
-    """Mean serialised bytes per listed item, from encoding the first few items that work."""
+SIZING_BUDGET_S = 1.0
+
+
+def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
+                          made: list | None = None,
+                          budget_s: float = SIZING_BUDGET_S) -> float:
+    """Mean serialised bytes per listed item, from encoding the first few items that work:
+    ``sample`` of them, or fewer once ``budget_s`` has passed (long videos: the driver
+    works alone while it sizes, the workers share the rest). ``made``, when given,
+    receives their records (``Encoded``), for them to be kept."""
     maker = MakeRecords(settings)
     sizes = []
-    for _, item in selected:
-        if len(sizes) >= sample:
+    started = time.monotonic()
+    for slot, item in selected:
+        if len(sizes) >= sample or (sizes and time.monotonic() - started > budget_s):
             break
         try:
-            made, _ = maker._make(item)
+            records, file_problems = maker._make(item)
         except Exception:  # a bad item says nothing about the size of good ones
             continue
-        sizes.append(sum(len(m[-1]) + 16 for m in made))
+        sizes.append(sum(len(m[-1]) + 16 for m in records))
+        if made is not None:
+            made.extend(encoded(slot, item, records, file_problems))
     return sum(sizes) / len(sizes) if sizes else 0.0
 
 
-def shard_counts_for(selected, settings: BuildSettings, requested: int) -> dict[str, int]:
-    """Shards per split: ``requested`` (capped at the split's items), else ~TARGET_SHARD_BYTES each."""
+def shard_counts_for(selected, settings: BuildSettings, requested: int,
+                     made: list | None = None) -> dict[str, int]:
+    """Shards per split: ``requested`` (capped at the split's items), else ~TARGET_SHARD_BYTES
+    each, from the items ``estimate_record_bytes`` encodes (their records into ``made``)."""
     per_split: dict[str, int] = {}
     for _, item in selected:
         per_split[item.split] = per_split.get(item.split, 0) + 1
     # A split of one item has one shard whatever its size: no item need be decoded here.
     sized = requested <= 0 and any(n > 1 for n in per_split.values())
-    per_item = estimate_record_bytes(selected, settings) if sized else 0.0
+    per_item = estimate_record_bytes(selected, settings, made=made) if sized else 0.0
     return {split: num_shards_for(n, int(per_item * n), requested)
             for split, n in per_split.items()}
+
+
+def write_parts(directory: str, records, shard_counts: dict[str, int]) -> None:
+    """Writes ``records`` (``Encoded``) into part files of ``directory`` as the workers'
+    ``WriteParts`` does, each closed with its ``.json``: what a stopped build finished, for
+    ``partial.scan`` to find."""
+    writer = WriteParts(directory, shard_counts)
+    writer.start_bundle()
+    for r in records:
+        for _ in writer.process(r):      # a part closed early is written already
+            pass
+    for _ in writer.finish_bundle():
+        pass
 
 
 def build_graph(p, listing_dir: str, settings: BuildSettings, work_dir: str,

@@ -97,6 +97,22 @@ def test_forked_workers_and_thread_counts_write_the_same_bytes(ucf_tree, tmp_pat
             _info(tmp_path / "ucf101" / "fresh")["flags"]["decode_threads"]) == (True, 2)
 
 
+def test_items_encoded_to_size_the_shards_are_not_decoded_again(ucf_tree, tmp_path):
+    """Without --num_shards the driver encodes the first 3 items to size the shards and
+    keeps them as finished parts: the workers decode the other 22, and the shards are the
+    bytes of a build told its shard counts (which sizes nothing)."""
+    flags_ = ("--sampling=uniform", "--num_frames=4", "--size=32x24", *TWO_WORKERS)
+    sized = _build(ucf_tree, tmp_path, "--config_name=sized", *flags_)
+    told = _build(ucf_tree, tmp_path, "--config_name=told", "--num_shards=1", *flags_)
+    assert sized.returncode == 0, sized.stderr
+    assert told.returncode == 0, told.stderr
+    assert "items_written=22," in sized.stderr and "items_written=25," in told.stderr
+    shards = {name: {p.name: p.read_bytes() for p in (tmp_path / "ucf101" / name).iterdir()
+                     if "tfrecord" in p.name} for name in ("sized", "told")}
+    assert len(shards["sized"]) == 2 and shards["sized"] == shards["told"]
+    assert _info(tmp_path / "ucf101" / "sized")["splits"]["train"]["num_items"] == 15
+
+
 def test_records_hold_the_sampled_frames(ucf_tree, tmp_path):
     r = _build(ucf_tree, tmp_path, "--sampling=segments", "--num_frames=4", "--image_format=png",
                "--config_name=seg", "--max_examples_per_split=2", "--direct_num_workers=1")

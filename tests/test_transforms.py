@@ -124,7 +124,7 @@ def test_shard_counts_from_a_sample_of_encoded_items(tmp_path, small_video):
 
 
 def test_splits_of_one_item_get_one_shard_without_a_decode(monkeypatch):
-    def no_decode(*args):
+    def no_decode(*args, **kwargs):
         raise AssertionError("an item was decoded to size shards")
     monkeypatch.setattr(transforms, "estimate_record_bytes", no_decode)
     settings = BuildSettings(SamplingSpec(), FrameSpec())
@@ -297,3 +297,16 @@ def test_cancel_job_says_what_became_of_a_stopped_job():
         _Result(PipelineState.RUNNING, NotImplementedError()))
     assert "cancelling its job failed (ConnectionError: gone)" in runner.cancel_job(
         _Result(PipelineState.RUNNING, ConnectionError("gone")))
+
+
+def test_sizing_stops_at_its_time_budget(small_video, monkeypatch):
+    """Past the budget the driver sizes from the items encoded so far (at least one), and
+    every item it encoded comes back to be kept."""
+    settings = BuildSettings(SamplingSpec("uniform", num_frames=4), FrameSpec(size=(16, 16)))
+    items = [(i, Item(str(small_video), f"c/{i}.avi", "train", 0, "c")) for i in range(5)]
+    made: list = []
+    assert transforms.estimate_record_bytes(items, settings, made=made, budget_s=0.0) > 0
+    assert [r.slot for r in made] == [0]
+    made.clear()
+    transforms.estimate_record_bytes(items, settings, made=made, budget_s=60.0)
+    assert [r.slot for r in made] == [0, 1, 2]
