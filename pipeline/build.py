@@ -463,7 +463,7 @@ def _build_into(work_dir, plan: Plan, settings, options, config_name, data_dir, 
     runner_obj = runner.make_runner(options, forks.command() if forks else None)
     local = runner.is_local(options, runner_obj)
     progress_dir = runner.progress_dir(work_dir) if local and FLAGS.progress else None
-    with runner.run_temp_folder():          # removed once the workers have ended
+    with cli.run_temp_folder():          # removed once the workers have ended
         try:
             p = beam.Pipeline(runner=runner_obj, options=options)
             threads = FLAGS.decode_threads or runner.threads_per_worker(options, runner_obj)

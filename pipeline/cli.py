@@ -258,6 +258,43 @@ def started() -> None:
     _STARTING.clear()
 
 
+_run_temp: list[str] = []     # the folders of the run_temp_folder blocks this process is in
+
+
+@contextlib.contextmanager
+def run_temp_folder():
+    """Inside the block, this process's temporary folder, and that of every process it
+    starts (TMPDIR), is a folder of its own, removed when the block ends however it ends
+    (and by ``remove_run_temp_folders`` before an exit at once). What libraries leave in
+    the temporary folder of a run goes there: Beam's folder per pipeline object and a
+    portable job's list of staged dependencies, a local Dask cluster's scratch space, the
+    code TensorFlow generates for traced functions, which only a normal exit removes. None
+    of it is needed once the run is over."""
+    import shutil
+    folder = tempfile.mkdtemp(prefix="actionflow-run-")
+    before_dir, before_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = folder
+    _run_temp.append(folder)
+    try:
+        yield folder
+    finally:
+        _run_temp.remove(folder)
+        tempfile.tempdir = before_dir
+        if before_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before_env
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_run_temp_folders() -> None:
+    """Removes the folders of the ``run_temp_folder`` blocks this process is in: for a
+    process about to end at once, whose blocks will not end."""
+    import shutil
+    for folder in _run_temp:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def exit_at_once(code: int):
     """Ends the process with ``code`` after flushing the logs and the standard streams,
     without the interpreter's tear-down of Beam's modules and threads (half a second or

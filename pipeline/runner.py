@@ -423,30 +423,6 @@ def watch(progress_dir: str, total: int, label: str, *, unit: str = "items",
     return stack
 
 
-@contextlib.contextmanager
-def run_temp_folder():
-    """Inside the block, this process's temporary folder, and that of every process it
-    starts (TMPDIR), is a folder of its own, removed when the block ends however it ends.
-    What libraries leave in the temporary folder of a run goes there: Beam's folder per
-    pipeline object and a portable job's list of staged dependencies, a local Dask
-    cluster's scratch space, the code TensorFlow generates for traced functions in worker
-    processes that end at once. None of it is needed once the run is over."""
-    import shutil
-    import tempfile
-    folder = tempfile.mkdtemp(prefix="actionflow-run-")
-    before_dir, before_env = tempfile.tempdir, os.environ.get("TMPDIR")
-    tempfile.tempdir = os.environ["TMPDIR"] = folder
-    try:
-        yield folder
-    finally:
-        tempfile.tempdir = before_dir
-        if before_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = before_env
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def run_and_wait(pipeline, progress=None):
     """Runs ``pipeline`` to the end (inside ``progress``, a context manager such as
     ``watch``'s, when given); returns its result. Stopped while a runner runs the job

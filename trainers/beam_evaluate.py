@@ -250,7 +250,7 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
             with open(plan.checkpoint, "rb") as src, FileSystems.create(model_uri) as dst:
                 shutil.copyfileobj(src, dst)
         rows_prefix = FileSystems.join(work, ROWS_PREFIX)
-        with runner.run_temp_folder():
+        with cli.run_temp_folder():
             try:
                 p = beam.Pipeline(runner=engine, options=options)
                 build_graph(p, plan, model_uri, rows_prefix, progress_dir)

@@ -367,6 +367,8 @@ def exit_if_lost_worker(error: Exception) -> None:
     print(f"error: {message}", file=sys.stderr)
     # TensorFlow's exit handlers then wait on the lost worker for a minute or two
     # more; the epoch ends already on disk (backup, history.csv) are all a resume needs.
+    from pipeline import cli
+    cli.remove_run_temp_folders()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(1)

@@ -577,7 +577,9 @@ def main(argv):
     """Trains from parsed flags; returns the exit code (2 for user mistakes and damaged
     records, 130 / 143 when SIGINT / SIGTERM stopped it)."""
     cli.started()
-    with cli.StopSignals(raise_stop=False) as signals:
+    # TensorFlow's generated code and the libraries' other temporary files go into a
+    # folder of the run's own, removed at the end (a lost worker's exit at once included)
+    with cli.StopSignals(raise_stop=False) as signals, cli.run_temp_folder():
         try:
             _check_usage(argv)
             if os.environ.get("TF_CONFIG"):
