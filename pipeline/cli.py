@@ -7,7 +7,8 @@ absl's and Beam's logs, known-harmless warnings) out of their output unless ``--
 flags and exits 0 (absl's own --help exits 1: asking for help is not an error); a bad
 flag is one line on stderr and exit 2, with no traceback. ``StopSignals`` and ``Stopped``
 give them one way to stop on SIGINT and SIGTERM: one line saying what was kept and how
-to resume, exit status 130 or 143. Entry points that may be
+to resume, exit status 130 or 143; ``run_temp_folder`` gives a run a temporary folder of
+its own, removed however the run ends. Entry points that may be
 imported together (the trainers' commands, the Beam workers) keep their flags in a
 ``flags.FlagValues`` of their own; the build, verify and the demo use absl's global
 flags. Nothing here imports Beam or TensorFlow.
