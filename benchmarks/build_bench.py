@@ -233,19 +233,29 @@ def make_long_video(path: str, minutes: float, fps: int = 30, size=(1920, 1080))
 # --------------------------------------------------------------------------
 # Decode-only baseline.
 # --------------------------------------------------------------------------
-def decode_file(path: str, threads: int = 0) -> int:
-    """Every frame of ``path`` read (grab and convert), with ``threads`` FFmpeg threads
-    (0: OpenCV's default, a thread per core)."""
+def decode_file(path: str, threads: int = 0, convert: bool = True) -> int:
+    """Every frame of ``path`` grabbed (demuxed and decoded) and, with ``convert``,
+    retrieved (converted to BGR: together what ``read()`` does), with ``threads`` FFmpeg
+    threads (0: OpenCV's default, a thread per core); returns the number of frames."""
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads] if threads
                            else [])
     n = 0
-    while True:
-        ok, _ = cap.read()
-        if not ok:
-            break
+    while cap.grab():
+        if convert:
+            cap.retrieve()
         n += 1
     cap.release()
     return n
+
+
+def median_wall(fn, repeats: int) -> float:
+    """The median wall seconds of ``repeats`` calls of ``fn()``."""
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - start)
+    return float(np.median(walls))
 
 
 def _one_thread():
@@ -728,16 +738,6 @@ def make_size_video(path: str, size: tuple[int, int], codec: str, frames: int = 
     return path
 
 
-def grab_file(path: str, threads: int) -> int:
-    """Every frame of ``path`` grabbed (decoded, not converted) with ``threads`` threads."""
-    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
-    n = 0
-    while cap.grab():
-        n += 1
-    cap.release()
-    return n
-
-
 def report_threads(command: str, paths: list[str], work: str, repeats: int = 3):
     """Decoding with one FFmpeg thread against OpenCV's default, per frame in one process
     (CPU and wall) for three real videos, and for the copies in a Pool(2); and the wall
@@ -790,11 +790,9 @@ def report_threads(command: str, paths: list[str], work: str, repeats: int = 3):
             clip = make_size_video(os.path.join(work, "sizes", f"{codec}_{w}x{h}.mkv"
                                                 if codec != "mp4v" else
                                                 f"{codec}_{w}x{h}.mp4"), (w, h), codec)
-            n = grab_file(clip, 1)
-            walls = {}
-            for threads in (1, 2):
-                walls[threads] = float(np.median([_cpu_and_wall(
-                    lambda: grab_file(clip, threads))[1] for _ in range(repeats)])) * 1000 / n
+            n = decode_file(clip, 1, convert=False)
+            walls = {threads: median_wall(lambda: decode_file(clip, threads, convert=False),
+                                          repeats) * 1000 / n for threads in (1, 2)}
             cells.append(f"{walls[1]:.3f} / {walls[2]:.3f} ms: {walls[1] / walls[2]:.2f}×")
         print(f"| {w}x{h} | " + " | ".join(cells) + " |")
 
@@ -812,38 +810,19 @@ def report_costs(command: str, repeats: int = 7):
     from pipeline.media.sampling import SamplingSpec
     video.set_threads(1)
     spec = FrameSpec(resize_shorter=128)
-    cap = cv2.VideoCapture(FIXTURE, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    with video.VideoReader(FIXTURE) as reader:
+        frames = [frame for _, _, frame in reader.frames()]
     n = len(frames)
     h, w = output_size(spec, *frames[0].shape[:2])
     small = [cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) for f in frames]
 
     def per_frame(fn) -> float:
-        walls = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            walls.append(time.perf_counter() - start)
-        return float(np.median(walls)) * 1e6 / n
-
-    def passes(convert: bool):
-        def run():
-            c = cv2.VideoCapture(FIXTURE, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
-            while c.grab():
-                if convert:
-                    c.retrieve()
-            c.release()
-        return run
+        return median_wall(fn, repeats) * 1e6 / n
 
     item = Item(FIXTURE, "c/v.avi", "train", 0, "c")
     settings = BuildSettings(SamplingSpec("all"), spec)
-    grab, read = per_frame(passes(False)), per_frame(passes(True))
+    grab = per_frame(lambda: decode_file(FIXTURE, 1, convert=False))
+    read = per_frame(lambda: decode_file(FIXTURE, 1))
     rows = [
         ("grab(): demux and decode", grab),
         ("retrieve(): colour conversion to BGR (read() less grab())", read - grab),

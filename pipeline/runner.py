@@ -32,7 +32,7 @@ import uuid
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import partial
+from pipeline import cli, partial
 from pipeline.media import files
 from pipeline.worker import DRIVER_PID
 
@@ -432,10 +432,8 @@ def run_and_wait(pipeline, progress=None):
         result = pipeline.run()
         try:
             result.wait_until_finish()
-        except BaseException as e:
-            from pipeline import cli
-            if isinstance(e, cli.Stopped):
-                e.note = cancel_job(result)
+        except cli.Stopped as stop:
+            stop.note = cancel_job(result)
             raise
     return result
 

@@ -244,34 +244,30 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
     if progress_dir:
         os.makedirs(progress_dir)
     model_uri = plan.checkpoint
-    try:
-        if not local:
-            model_uri = FileSystems.join(work, "model.keras")
-            with open(plan.checkpoint, "rb") as src, FileSystems.create(model_uri) as dst:
-                shutil.copyfileobj(src, dst)
-        rows_prefix = FileSystems.join(work, ROWS_PREFIX)
-        with cli.run_temp_folder():
-            try:
-                p = beam.Pipeline(runner=engine, options=options)
-                build_graph(p, plan, model_uri, rows_prefix, progress_dir)
-                watch = runner.watch(progress_dir, plan.num_videos, "evaluate",
-                                     unit="videos",
-                                     per_item=plan.num_views) if progress_dir else None
-                with cli.StopSignals(on_stop=runner.stop_local_workers if local else None):
-                    runner.run_and_wait(p, watch)
-            finally:
-                if forks:
-                    forks.close()        # its workers end before their temporary folder
-        return read_views(rows_prefix)
-    finally:
-        if forks:
-            forks.close()
-        shutil.rmtree(local_tmp, ignore_errors=True)
-        if not local:
-            try:
-                files.remove_tree(work)
-            except Exception:      # a leftover temporary folder is not worth failing for
-                pass
+    # the run's temporary folder goes once the finally below has ended the workers
+    with cli.run_temp_folder():
+        try:
+            if not local:
+                model_uri = FileSystems.join(work, "model.keras")
+                with open(plan.checkpoint, "rb") as src, FileSystems.create(model_uri) as dst:
+                    shutil.copyfileobj(src, dst)
+            rows_prefix = FileSystems.join(work, ROWS_PREFIX)
+            p = beam.Pipeline(runner=engine, options=options)
+            build_graph(p, plan, model_uri, rows_prefix, progress_dir)
+            watch = runner.watch(progress_dir, plan.num_videos, "evaluate", unit="videos",
+                                 per_item=plan.num_views) if progress_dir else None
+            with cli.StopSignals(on_stop=runner.stop_local_workers if local else None):
+                runner.run_and_wait(p, watch)
+            return read_views(rows_prefix)
+        finally:
+            if forks:
+                forks.close()
+            shutil.rmtree(local_tmp, ignore_errors=True)
+            if not local:
+                try:
+                    files.remove_tree(work)
+                except Exception:  # a leftover temporary folder is not worth failing for
+                    pass
 
 
 def evaluate_with_beam(run, beam_args: list[str], *, split: str | None = None,
