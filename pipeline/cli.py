@@ -8,10 +8,10 @@ flags and exits 0 (absl's own --help exits 1: asking for help is not an error); 
 flag is one line on stderr and exit 2, with no traceback. ``StopSignals`` and ``Stopped``
 give them one way to stop on SIGINT and SIGTERM: one line saying what was kept and how
 to resume, exit status 130 or 143; ``run_temp_folder`` gives a run a temporary folder of
-its own, removed however the run ends. Entry points that may be
-imported together (the trainers' commands, the Beam workers) keep their flags in a
-``flags.FlagValues`` of their own; the build, verify and the demo use absl's global
-flags. Nothing here imports Beam or TensorFlow.
+its own, removed however the run ends (by the next run, for one killed outright). Entry
+points that may be imported together (the trainers' commands, the Beam workers) keep
+their flags in a ``flags.FlagValues`` of their own; the build, verify and the demo use
+absl's global flags. Nothing here imports Beam or TensorFlow.
 """
 from __future__ import annotations
 
@@ -260,6 +260,51 @@ def started() -> None:
 
 
 _run_temp: list[str] = []     # the folders of the run_temp_folder blocks this process is in
+RUN_TEMP_PREFIX = "actionflow-run-"
+RUN_TEMP_LOCK = ".in-use"    # in a run folder: locked (flock) while its run's processes live
+
+
+def _lock_run_folder(folder: str) -> int:
+    """Locks ``folder`` as in use for as long as this process (or a fork of it) lives; the
+    lock file appears under its name already locked, so a sweep never takes a new folder
+    for an abandoned one."""
+    import fcntl
+    staging = os.path.join(folder, RUN_TEMP_LOCK + ".new")
+    fd = os.open(staging, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.rename(staging, os.path.join(folder, RUN_TEMP_LOCK))
+    return fd
+
+
+def remove_abandoned_run_folders(parent: str) -> list[str]:
+    """Removes the run folders in ``parent`` whose processes have all ended without
+    removing them (a run killed with SIGKILL, or by the kernel for memory): their lock is
+    free. A folder in use, another user's, or one without a lock is left. Returns the
+    folders removed."""
+    import fcntl
+    import shutil
+    removed = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(RUN_TEMP_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        folder = os.path.join(parent, name)
+        try:
+            fd = os.open(os.path.join(folder, RUN_TEMP_LOCK), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:             # not ours to judge: another user's, or no lock
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:             # its run is alive
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextlib.contextmanager
@@ -270,9 +315,13 @@ def run_temp_folder():
     the temporary folder of a run goes there: Beam's folder per pipeline object and a
     portable job's list of staged dependencies, a local Dask cluster's scratch space, the
     code TensorFlow generates for traced functions, which only a normal exit removes. None
-    of it is needed once the run is over."""
+    of it is needed once the run is over. A run that could not remove its folder (killed
+    with SIGKILL) leaves it locked by nothing: the next run removes it."""
     import shutil
-    folder = tempfile.mkdtemp(prefix="actionflow-run-")
+    parent = tempfile.gettempdir()
+    remove_abandoned_run_folders(parent)
+    folder = tempfile.mkdtemp(prefix=RUN_TEMP_PREFIX, dir=parent)
+    lock = _lock_run_folder(folder)
     before_dir, before_env = tempfile.tempdir, os.environ.get("TMPDIR")
     tempfile.tempdir = os.environ["TMPDIR"] = folder
     _run_temp.append(folder)
@@ -286,6 +335,7 @@ def run_temp_folder():
         else:
             os.environ["TMPDIR"] = before_env
         shutil.rmtree(folder, ignore_errors=True)
+        os.close(lock)
 
 
 def remove_run_temp_folders() -> None:

@@ -34,7 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import cli, partial
 from pipeline.media import files
-from pipeline.worker import DRIVER_PID
+from pipeline.worker import DRIVER_PID, sample_states_often
 
 LOCAL_RUNNERS = ("DirectRunner", "FnApiRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -202,6 +202,7 @@ def make_runner(options, worker_command: str | None = None):
             from apache_beam.options.pipeline_options import DirectOptions
             from apache_beam.transforms import environments
             direct = options.view_as(DirectOptions)
+            sample_states_often()        # for bundles run in this process; workers do too
             if direct.direct_running_mode == "multi_processing":
                 os.environ[DRIVER_PID] = str(os.getpid())      # see pipeline.worker
                 # FnApiRunner picks its own worker command for this mode; with the mode

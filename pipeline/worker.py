@@ -38,6 +38,7 @@ from pipeline.partial import pid_alive
 DRIVER_PID = "ACTIONFLOW_DRIVER_PID"      # set by pipeline.runner for the workers it starts
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fork_worker.py")
 REQUEST_TIMEOUT_S = 10.0
+STATE_SAMPLING_MS = 10      # Beam samples every 200 ms: see sample_states_often
 WORKERS_END_S = 5.0         # how long the server waits for its workers once the driver goes
 
 
@@ -56,10 +57,30 @@ class _QuietWithoutDriver:
         return getattr(self._stream, name)
 
 
+def sample_states_often(period_ms: int = STATE_SAMPLING_MS) -> bool:
+    """Makes the bundles that this process runs end as soon as their work is done.
+
+    Beam's worker samples which step a bundle is in from a thread that sleeps up to 200 ms
+    between samples, and a bundle ends only once that thread has woken up: every long
+    bundle (the build's item bundles are) ended 0-200 ms after its last element, about
+    60 ms per worker on average, and the driver waits for the later of its workers.
+    Sampling every ``period_ms`` (a lock taken and released per wake) ends them within
+    that. Returns False, changing nothing, where Beam's sampler takes no such argument."""
+    import inspect
+    from apache_beam.runners.worker import statesampler
+    init = statesampler.StateSampler.__init__
+    names = list(inspect.signature(init).parameters)
+    if not init.__defaults__ or names[-1] != "sampling_period_ms":
+        return False
+    init.__defaults__ = init.__defaults__[:-1] + (period_ms,)
+    return True
+
+
 def run_harness() -> None:
     """Beam's SDK harness for the control service named in the environment, until the
     driver closes the connection."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sample_states_often()
     # Beam's harness announces itself at INFO, before its log level applies: not news.
     logging.getLogger("apache_beam.runners.worker.sdk_worker_main").addFilter(
         lambda record: record.getMessage() != "Logging handler created.")

@@ -72,7 +72,10 @@ def test_beam_evaluate_stops_its_workers_and_removes_its_temporary_folders(tiny_
     run = start(cmd, env={"TMPDIR": str(temp)})
     try:
         run.wait_for("[evaluate] 0/", timeout=240)     # the pipeline runs, its workers start
-        assert any(p.name.startswith("actionflow-beam-eval-") for p in temp.iterdir())
+        # one folder for the run; the evaluation's own (progress, rows) inside it
+        [run_folder] = temp.iterdir()
+        assert run_folder.name.startswith("actionflow-run-")
+        assert any(p.name.startswith("actionflow-beam-eval-") for p in run_folder.iterdir())
         os.kill(run.proc.pid, signal.SIGTERM)
     finally:
         code = run.finish(timeout=120)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pathlib
 
@@ -310,3 +311,27 @@ def test_sizing_stops_at_its_time_budget(small_video, monkeypatch):
     made.clear()
     transforms.estimate_record_bytes(items, settings, made=made, budget_s=60.0)
     assert [r.slot for r in made] == [0, 1, 2]
+
+
+
+@pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
+def test_bundles_sample_their_state_often_so_they_end_at_once(tmp_path, mode):
+    """Beam's 200 ms sampling period held up the end of every long bundle by up to 200 ms:
+    the local runner's bundles, in the driver or in its workers, sample every 10 ms."""
+    from pipeline import worker
+    folder = str(tmp_path)
+
+    def report(element):        # a nested function: pickled whole, for the workers
+        import os
+        from apache_beam.runners.worker import statesampler
+        with open(os.path.join(folder, f"{os.getpid()}.txt"), "w") as f:
+            f.write(str(statesampler.get_current_tracker().sampling_period_ms))
+        return element
+
+    options = runner.pipeline_options([f"--direct_running_mode={mode}",
+                                       "--direct_num_workers=2"])
+    with beam.Pipeline(runner=runner.make_runner(options), options=options) as p:
+        _ = p | beam.Create(range(4)) | beam.Map(report)
+    seen = {path.stem: path.read_text() for path in tmp_path.glob("*.txt")}
+    assert seen and set(seen.values()) == {str(worker.STATE_SAMPLING_MS)}
+    assert (str(os.getpid()) in seen) == (mode == "in_memory")     # where the bundles ran

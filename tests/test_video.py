@@ -804,3 +804,21 @@ def test_threads_go_to_videos_large_enough_for_them(tmp_path, monkeypatch):
     for path in (small, large):
         assert clips[3, path].frames == clips[1, path].frames
         assert clips[3, path].source_indices == clips[1, path].source_indices
+
+
+def test_a_sampled_decode_opens_the_file_once(videos, monkeypatch):
+    """Uniform sampling needs the frame count first: the reader that read it makes the
+    pass too (before, a second open), and the clip is the one a fresh reader makes."""
+    path = videos["v30"]
+    sampling, spec = SamplingSpec("uniform", num_frames=8), FrameSpec(resize_shorter=32)
+    fresh = video._decode_pass(path, lambda i, t: i in set(plan_indices(sampling, 30)[0]),
+                               spec)
+    opened = []
+    real_capture = video._capture
+    monkeypatch.setattr(video, "_capture", lambda p, threads: (
+        opened.append(p) or real_capture(p, threads)))
+    clip = decode_video(path, sampling, spec)
+    assert opened == [path]
+    order = plan_indices(sampling, 30)[0]
+    assert clip.frames == [fresh.kept[i][0] for i in order]
+    assert clip.source_indices == list(order)

@@ -237,15 +237,17 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
     if not local and not temp_root:
         raise RunError("a remote runner needs --temp_location (a gs:// or other shared folder "
                        "the workers can read): the checkpoint and the rows go there")
-    local_tmp = tempfile.mkdtemp(prefix="actionflow-beam-eval-")
-    work = (FileSystems.join(temp_root, f"actionflow-eval-{uuid.uuid4().hex[:12]}")
-            if not local else local_tmp)
-    progress_dir = os.path.join(local_tmp, "progress") if local and progress else None
-    if progress_dir:
-        os.makedirs(progress_dir)
     model_uri = plan.checkpoint
-    # the run's temporary folder goes once the finally below has ended the workers
+    # the run's temporary folder goes once the finally below has ended the workers; the
+    # evaluation's own (progress, local rows) is made inside it, so a run killed outright
+    # leaves one folder, which the next run removes (cli.run_temp_folder)
     with cli.run_temp_folder():
+        local_tmp = tempfile.mkdtemp(prefix="actionflow-beam-eval-")
+        work = (FileSystems.join(temp_root, f"actionflow-eval-{uuid.uuid4().hex[:12]}")
+                if not local else local_tmp)
+        progress_dir = os.path.join(local_tmp, "progress") if local and progress else None
+        if progress_dir:
+            os.makedirs(progress_dir)
         try:
             if not local:
                 model_uri = FileSystems.join(work, "model.keras")

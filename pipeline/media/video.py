@@ -257,12 +257,14 @@ class _Pass(NamedTuple):
     last_ms: float      # timestamp of the last frame
 
 
-def _decode_pass(path: str, keep: Callable[[int, float], bool], spec: FrameSpec) -> _Pass:
-    """One streamed pass over the video, processing only the frames ``keep`` accepts."""
+def _decode_pass(path: str, keep: Callable[[int, float], bool], spec: FrameSpec,
+                 opened: VideoReader | None = None) -> _Pass:
+    """One streamed pass over the video, processing only the frames ``keep`` accepts.
+    ``opened``: the file opened already and not read yet (closed by the pass)."""
     kept: dict[int, tuple[bytes, float]] = {}
     src_hw = (0, 0)
     n, last = 0, 0.0
-    with VideoReader(path) as reader:
+    with opened or VideoReader(path) as reader:
         for index, t in reader.grabs():
             n, last = index + 1, t
             if keep(index, t):
@@ -398,19 +400,26 @@ def decode_video(path: str, sampling: SamplingSpec, frame_spec: FrameSpec,
             _require_frames(result)
             order, policy = sorted(result.kept), "none"
         else:
-            with VideoReader(local) as probe:
-                claimed = probe.claimed
-            if claimed == 0:
-                claimed = count_frames(local)
+            # The file is opened once to learn its frame count, and the full pass reads
+            # on from there: no second open (a few ms for a large video).
+            probe = VideoReader(local)
             try:
-                wanted = set(plan_indices(sampling, claimed)[0])
-            except MediaError:      # the claimed count may be wrong: decide on the real one
-                wanted = set()
-            result, ordered = None, sorted(wanted)
-            if ordered and claimed and probe.fps and _wide_gaps(ordered, probe.fps):
-                result = _seek_pass(local, ordered, frame_spec, claimed, probe.fps)
-            if result is None:
-                result = _decode_pass(local, lambda i, t: i in wanted, frame_spec)
+                claimed, fps = probe.claimed, probe.fps
+                if claimed == 0:
+                    claimed = count_frames(local)
+                try:
+                    wanted = set(plan_indices(sampling, claimed)[0])
+                except MediaError:  # the claimed count may be wrong: decide on the real one
+                    wanted = set()
+                result, ordered = None, sorted(wanted)
+                if ordered and claimed and fps and _wide_gaps(ordered, fps):
+                    result = _seek_pass(local, ordered, frame_spec, claimed, fps)
+                if result is None:
+                    opened, probe = probe, None
+                    result = _decode_pass(local, lambda i, t: i in wanted, frame_spec, opened)
+            finally:
+                if probe is not None:
+                    probe.close()
             _require_frames(result)
             order, policy = plan_indices(sampling, result.n)
             if not set(order) <= result.kept.keys():   # the claimed count was wrong: again
