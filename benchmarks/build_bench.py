@@ -39,7 +39,11 @@ Measures, in one run, on this machine:
 11. per-frame costs (``--only costs``): what grab, colour conversion, resize, JPEG encode
    and the build's own per-item call cost per frame of the UCF-like fixture, one thread;
 12. sizing the shards (``--only sizing``): 4 links of the long video, all frames, with the
-   shards sized by the driver against ``--num_shards 1``.
+   shards sized by the driver against ``--num_shards 1``;
+13. malloc thresholds (``--only heap``): the build's per-item work (all frames) in a
+   plain process and in one started as Dask's nanny starts its workers
+   (``MALLOC_TRIM_THRESHOLD_=65536``), each without and with the worker's
+   ``heap.keep_frames_on_the_heap()``: wall and page faults per item.
 
 Progress goes to stderr; the report (command line + one markdown table +
 notes) goes to stdout. Nothing is written inside the repository: data and
@@ -390,15 +394,16 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 10 copies, a 0.1-minute long video")
     ap.add_argument("--only", choices=["resume", "listing", "scaling", "startup", "seek",
-                                       "threads", "costs", "sizing"],
+                                       "threads", "costs", "sizing", "heap"],
                     default=None,
                     help="run one part alone: resume (stop at half-way and rerun), listing "
                          "(20,000 and 200,000 items), scaling (1 and 2 workers, local and "
                          "Dask), startup (where a one-video build's time goes), seek (16 "
                          "frames of the long video, seeking against a full pass), threads "
                          "(decoding with one thread against OpenCV's default), costs "
-                         "(what each step of an all-frames build costs per frame) or sizing "
-                         "(4 long videos, shards sized by the driver against --num_shards)")
+                         "(what each step of an all-frames build costs per frame), sizing "
+                         "(4 long videos, shards sized by the driver against --num_shards) "
+                         "or heap (per-item work under Dask's malloc settings)")
     ap.add_argument("--listing_sizes", default="20000,200000",
                     help="--only listing: the numbers of items (default 20000,200000)")
     args = ap.parse_args()
@@ -436,6 +441,8 @@ def main():
         return report_costs(command)
     if args.only == "sizing":
         return report_sizing(command, work, args.long_minutes)
+    if args.only == "heap":
+        return report_heap(command, paths)
 
     # 2. Decode-only baseline.
     dec1_frames, dec1_s = decode_only(paths, 1)
@@ -930,6 +937,63 @@ def report_seek(command: str, work: str, minutes: float, repeats: int = 3):
     print(f"| build command of the video, 1 worker, start-up included | {build['wall_s']:.2f} s "
           f"| |")
     assert grabbed == frames
+
+
+# The build's per-item work (all frames) over the given videos in this process, best of 3
+# passes: ms and minor page faults per item, as JSON. argv: "keep" or "plain", paths...
+HEAP_PROBE = r"""
+import json, resource, sys, time
+from pipeline.media import heap
+from pipeline.media.encode import FrameSpec
+from pipeline.media.items import Item
+from pipeline.media.records import BuildSettings, make_item_records
+from pipeline.media.sampling import SamplingSpec
+from pipeline.media import video
+video.set_threads(1)
+if sys.argv[1] == "keep":
+    heap.keep_frames_on_the_heap()
+settings = BuildSettings(SamplingSpec("all"), FrameSpec(resize_shorter=128))
+items = [Item(path=p, label=0, label_text="c", split="train", video_id=str(i), kind="video")
+         for i, p in enumerate(sys.argv[2:])]
+best = None
+for _ in range(3):
+    faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+    for item in items:
+        make_item_records(item, settings)
+    wall = time.perf_counter() - start
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    if best is None or wall < best[0]:
+        best = (wall, faults)
+print(json.dumps({"ms": best[0] / len(items) * 1000, "faults": best[1] / len(items)}))
+"""
+
+
+def report_heap(command: str, paths: list[str], items: int = 40):
+    """Per-item work under glibc's default malloc and under Dask's worker setting, without
+    and with ``heap.keep_frames_on_the_heap`` (each in a fresh process, one thread)."""
+    chosen = paths[:items]
+    rows = {}
+    for env_name, extra in (("default", {}), ("MALLOC_TRIM_THRESHOLD_=65536 (Dask's workers)",
+                                              {"MALLOC_TRIM_THRESHOLD_": "65536"})):
+        for mode in ("plain", "keep"):
+            env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+            env.update(extra)
+            out = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode, *chosen],
+                                 cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"heap probe failed: {out.stderr[-2000:]}")
+            rows[env_name, mode] = json.loads(out.stdout)
+            log(f"heap {env_name} {mode}: {rows[env_name, mode]}")
+    base = rows["default", "plain"]["ms"]
+    print(f"$ {command}\n")
+    print(f"The build's per-item work (all frames, resize to 128) over {len(chosen)} links of "
+          "the UCF-like fixture in a fresh process, one thread; best of 3 passes.\n")
+    print("| Process started with | keep_frames_on_the_heap | Wall per item | Page faults per "
+          "item | Wall / default |")
+    print("|---|---|---:|---:|---:|")
+    for (env_name, mode), r in rows.items():
+        print(f"| {env_name} | {'yes' if mode == 'keep' else 'no'} | {r['ms']:.1f} ms | "
+              f"{r['faults']:,.0f} | {r['ms'] / base:.2f}× |")
 
 
 def report_startup(command: str, work: str, one_dir: str, repeats: int = 5):

@@ -13,5 +13,6 @@ functions in DoFns; ``trainers.predict`` calls them directly.
     frames     frame folders and single images
     keypoints  OpenPose JSON: reading, person selection, keypoint records
     records    BuildSettings and the per-item record making
+    heap       frame buffers from the heap in a worker (glibc's malloc thresholds)
     streams    live frame streams and sliding windows
 """
