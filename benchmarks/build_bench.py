@@ -857,8 +857,9 @@ def report_costs(command: str, repeats: int = 7):
 
 def report_sizing(command: str, work: str, minutes: float):
     """All frames of 4 links of the long 1080p video, 2 workers: shards sized by the driver
-    (it encodes the first items itself, up to 3 or for about a second, and keeps them)
-    against --num_shards=1, which sizes nothing: what sizing costs on items this long."""
+    (it encodes the first items, up to 3 or for about a second, two at a time in forked
+    processes, and keeps them) against --num_shards=1, which sizes nothing: what sizing
+    costs on items this long."""
     long_path = os.path.join(work, "long", f"{minutes:g}min", "class_0", "long_1080p30.mp4")
     frames = make_long_video(long_path, minutes)
     data = os.path.join(work, "data", "long4")

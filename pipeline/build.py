@@ -369,7 +369,8 @@ def _run(argv, source, settings, options, forks) -> int:
     plan = None
     with cli.StopSignals(on_stop=runner.stop_local_workers) as signals:
         try:
-            plan = _prepare(work_dir, resumable, source, data_dir, settings)
+            plan = _prepare(work_dir, resumable, source, data_dir, settings,
+                            runner.local_worker_processes(options))
             info, tally = _build_into(work_dir, plan, settings, options, config_name,
                                       data_dir, argv[1:], forks)
         except cli.Stopped as stop:
@@ -394,16 +395,19 @@ class Plan:
     already: int        # of which a stopped build finished
 
 
-def _prepare(work_dir, resumable, source, data_dir, settings) -> Plan:
+def _prepare(work_dir, resumable, source, data_dir, settings, processes: int = 1) -> Plan:
     """Lists and selects the items, takes over what a stopped build finished, and writes
-    what is left for the workers (``_listing/``). The items live only in this call."""
+    what is left for the workers (``_listing/``). The items live only in this call.
+    ``processes``: the local worker processes the run will have, as many as may make the
+    items that size the shards."""
     listing = source.list_items(data_dir, source_options())
     selected = select_items(listing.items, FLAGS.max_examples_per_split)
     print(f"[build] {FLAGS.dataset} from {data_dir}: {len(selected)} items to decode, "
           f"{len(listing.problems)} listing problems, "
           f"{sum(listing.unused.values())} unused; {len(listing.classes)} classes",
           file=sys.stderr)
-    finished, shard_counts = _resume_or_start(work_dir, resumable, selected, settings, data_dir)
+    finished, shard_counts = _resume_or_start(work_dir, resumable, selected, settings, data_dir,
+                                              processes)
     todo = ([(slot, item) for slot, item in selected if (item.split, slot) not in finished.slots]
             if finished.slots else selected)
     return Plan(finalise.summarise(listing, selected), shard_counts,
@@ -418,7 +422,7 @@ def _settings_print(selected, settings, data_dir) -> str:
         settings_dict={"build": dataclasses.asdict(settings), "num_shards": FLAGS.num_shards})
 
 
-def _resume_or_start(work_dir, resumable, selected, settings, data_dir):
+def _resume_or_start(work_dir, resumable, selected, settings, data_dir, processes: int = 1):
     """What a stopped build in ``work_dir`` finished (empty unless it matches this one) and
     the shard counts; clears everything else out of the folder."""
     print_ = _settings_print(selected, settings, data_dir)
@@ -437,7 +441,7 @@ def _resume_or_start(work_dir, resumable, selected, settings, data_dir):
               file=sys.stderr)
     partial.clear_for_resume(work_dir, keep_finished=False)
     made: list = []
-    shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards, made)
+    shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards, made, processes)
     partial.write_manifest(work_dir, print_, shard_counts)
     if not made:
         return partial.Finished(), shard_counts

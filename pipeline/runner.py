@@ -159,6 +159,16 @@ def forks_workers(options) -> bool:
             options.view_as(DirectOptions).direct_running_mode == "multi_processing")
 
 
+def local_worker_processes(options) -> int:
+    """How many worker processes the local engine starts for these options: the
+    ``--direct_num_workers`` (0: a worker per core) in multi-process mode, else 1 (the
+    driver's own process, or a runner elsewhere)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+    if not forks_workers(options):
+        return 1
+    return options.view_as(DirectOptions).direct_num_workers or os.cpu_count() or 1
+
+
 def start_forks(options, program: str, preload: tuple[str, ...] = ()):
     """The fork server of a command's local workers (``pipeline.worker.WorkerForks``,
     importing ``preload``), forked now: call it before the command starts a thread or runs

@@ -340,39 +340,95 @@ def _write_jsonl(pcoll, label: str, prefix: str):
 SIZING_BUDGET_S = 1.0
 
 
+def _sizing_process(threads: int) -> None:
+    """A process that makes items for sizing: the driver stops the build (and ends it)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    heap.keep_frames_on_the_heap()
+    video.set_threads(threads)
+
+
+def _make_for_sizing(job):
+    """One item's records in a sizing process; None when the item fails."""
+    settings, item = job
+    try:
+        return MakeRecords(settings)._make(item)
+    except Exception:  # a bad item says nothing about the size of good ones
+        return None
+
+
+class _Makers:
+    """Makes items ``processes`` at a time: in this process for 1, else in forked
+    processes that share the cores (``threads`` each)."""
+
+    def __init__(self, settings: BuildSettings, processes: int):
+        self.settings, self.processes = settings, max(1, processes)
+        self._pool = None
+        if self.processes > 1:
+            import multiprocessing
+            cores = os.cpu_count() or 1
+            self._pool = multiprocessing.get_context("fork").Pool(
+                self.processes, _sizing_process, (max(1, cores // self.processes),))
+
+    def make(self, items: list[Item]) -> list:
+        """Each item's (records, file problems), or None where it failed."""
+        if self._pool is None:
+            return [_make_for_sizing((self.settings, item)) for item in items]
+        return self._pool.map(_make_for_sizing, [(self.settings, item) for item in items],
+                              chunksize=1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+        return False
+
+
 def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
                           made: list | None = None,
-                          budget_s: float = SIZING_BUDGET_S) -> float:
+                          budget_s: float = SIZING_BUDGET_S, processes: int = 1) -> float:
     """Mean serialised bytes per listed item, from encoding the first few items that work:
     ``sample`` of them, or fewer once ``budget_s`` has passed (long videos: the driver
-    works alone while it sizes, the workers share the rest). ``made``, when given,
-    receives their records (``Encoded``), for them to be kept."""
-    maker = MakeRecords(settings)
+    works while the workers have not started, and they share the rest). ``processes``
+    items are made at a time, in as many forked processes when more than one (a build
+    whose workers are local: the cores are free while the driver sizes, and a long video
+    no longer keeps all but one of them idle). ``made``, when given, receives their
+    records (``Encoded``), for them to be kept."""
     sizes = []
     started = time.monotonic()
-    for slot, item in selected:
-        if len(sizes) >= sample or (sizes and time.monotonic() - started > budget_s):
-            break
-        try:
-            records, file_problems = maker._make(item)
-        except Exception:  # a bad item says nothing about the size of good ones
-            continue
-        sizes.append(sum(len(m[-1]) + 16 for m in records))
-        if made is not None:
-            made.extend(encoded(slot, item, records, file_problems))
+    rest = iter(selected)
+    processes = min(max(1, processes), sample, len(selected))
+    with _Makers(settings, processes) as makers:
+        while len(sizes) < sample and not (sizes and time.monotonic() - started > budget_s):
+            batch = [pair for _, pair in zip(range(min(processes, sample - len(sizes))), rest)]
+            if not batch:
+                break
+            for (slot, item), outcome in zip(batch, makers.make([i for _, i in batch])):
+                if outcome is None:
+                    continue
+                records, file_problems = outcome
+                sizes.append(sum(len(m[-1]) + 16 for m in records))
+                if made is not None:
+                    made.extend(encoded(slot, item, records, file_problems))
     return sum(sizes) / len(sizes) if sizes else 0.0
 
 
 def shard_counts_for(selected, settings: BuildSettings, requested: int,
-                     made: list | None = None) -> dict[str, int]:
+                     made: list | None = None, processes: int = 1) -> dict[str, int]:
     """Shards per split: ``requested`` (capped at the split's items), else ~TARGET_SHARD_BYTES
-    each, from the items ``estimate_record_bytes`` encodes (their records into ``made``)."""
+    each, from the items ``estimate_record_bytes`` encodes (their records into ``made``;
+    ``processes`` at a time)."""
     per_split: dict[str, int] = {}
     for _, item in selected:
         per_split[item.split] = per_split.get(item.split, 0) + 1
     # A split of one item has one shard whatever its size: no item need be decoded here.
     sized = requested <= 0 and any(n > 1 for n in per_split.values())
-    per_item = estimate_record_bytes(selected, settings, made=made) if sized else 0.0
+    per_item = (estimate_record_bytes(selected, settings, made=made, processes=processes)
+                if sized else 0.0)
     return {split: num_shards_for(n, int(per_item * n), requested)
             for split, n in per_split.items()}
 
