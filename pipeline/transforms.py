@@ -349,43 +349,23 @@ def _sizing_process(threads: int) -> None:
     video.set_threads(threads)
 
 
-def _make_for_sizing(job):
-    """One item's records in a sizing process; None when the item fails."""
-    settings, item = job
-    try:
-        return MakeRecords(settings)._make(item)
-    except Exception:  # a bad item says nothing about the size of good ones
-        return None
+_SIZING: tuple = ()       # (settings, items) while sizing: forked processes read them here
 
 
-class _Makers:
-    """Makes items ``processes`` at a time: in this process for 1, else in forked
-    processes that share the cores (``threads`` each)."""
-
-    def __init__(self, settings: BuildSettings, processes: int):
-        self.settings, self.processes = settings, max(1, processes)
-        self._pool = None
-        if self.processes > 1:
-            import multiprocessing
-            cores = os.cpu_count() or 1
-            self._pool = multiprocessing.get_context("fork").Pool(
-                self.processes, _sizing_process, (max(1, cores // self.processes),))
-
-    def make(self, items: list[Item]) -> list:
-        """Each item's (records, file problems), or None where it failed."""
-        if self._pool is None:
-            return [_make_for_sizing((self.settings, item)) for item in items]
-        return self._pool.map(_make_for_sizing, [(self.settings, item) for item in items],
-                              chunksize=1)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-        return False
+def _first_that_works(job: tuple[int, int]):
+    """From position ``start`` of the items being sized, every ``step``-th: (the position
+    after the first item that makes records, that item's (slot, Item) and (records, file
+    problems)), or (the end, None, None) when none does."""
+    start, step = job
+    settings, items = _SIZING
+    maker = MakeRecords(settings)
+    for position in range(start, len(items), step):
+        slot, item = items[position]
+        try:
+            return position + step, (slot, item), maker._make(item)
+        except Exception:  # a bad item says nothing about the size of good ones
+            continue
+    return len(items), None, None
 
 
 def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
@@ -393,27 +373,46 @@ def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
                           budget_s: float = SIZING_BUDGET_S, processes: int = 1) -> float:
     """Mean serialised bytes per listed item, from encoding the first few items that work:
     ``sample`` of them, or fewer once ``budget_s`` has passed (long videos: the driver
-    works while the workers have not started, and they share the rest). ``processes``
-    items are made at a time, in as many forked processes when more than one (a build
-    whose workers are local: the cores are free while the driver sizes, and a long video
-    no longer keeps all but one of them idle). ``made``, when given, receives their
-    records (``Encoded``), for them to be kept."""
-    sizes = []
+    works while the workers have not started, and they share the rest). With
+    ``processes`` > 1 that many forked processes make them, each from its own share of
+    the items (every ``processes``-th), one item each per round (a build whose workers
+    are local: the cores are free while the driver sizes, and a long video no longer
+    keeps all but one of them idle). ``made``, when given, receives their records
+    (``Encoded``), for them to be kept."""
+    global _SIZING
+    sizes: list[int] = []
     started = time.monotonic()
-    rest = iter(selected)
-    processes = min(max(1, processes), sample, len(selected))
-    with _Makers(settings, processes) as makers:
+    processes = max(1, min(processes, sample, len(selected)))
+    _SIZING = (settings, selected)
+    pool = None
+    try:
+        if processes > 1:
+            import multiprocessing
+            cores = os.cpu_count() or 1
+            pool = multiprocessing.get_context("fork").Pool(
+                processes, _sizing_process, (max(1, cores // processes),))
+        positions = list(range(processes))      # where each share goes on
         while len(sizes) < sample and not (sizes and time.monotonic() - started > budget_s):
-            batch = [pair for _, pair in zip(range(min(processes, sample - len(sizes))), rest)]
-            if not batch:
+            shares = [k for k in range(processes) if positions[k] < len(selected)]
+            shares = shares[:sample - len(sizes)]
+            if not shares:
                 break
-            for (slot, item), outcome in zip(batch, makers.make([i for _, i in batch])):
-                if outcome is None:
+            jobs = [(positions[k], processes) for k in shares]
+            found = (pool.map(_first_that_works, jobs, chunksize=1) if pool else
+                     [_first_that_works(job) for job in jobs])
+            for k, (position, pair, outcome) in zip(shares, found):
+                positions[k] = position
+                if pair is None:
                     continue
                 records, file_problems = outcome
                 sizes.append(sum(len(m[-1]) + 16 for m in records))
                 if made is not None:
-                    made.extend(encoded(slot, item, records, file_problems))
+                    made.extend(encoded(*pair, records, file_problems))
+    finally:
+        _SIZING = ()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     return sum(sizes) / len(sizes) if sizes else 0.0
 
 

@@ -317,8 +317,9 @@ def test_sizing_stops_at_its_time_budget(small_video, monkeypatch):
 def test_sizing_makes_its_items_in_as_many_processes_as_the_run_has_workers(small_video,
                                                                             monkeypatch):
     """With local workers to come, the driver makes the sizing items that many at a time
-    in forked processes (a long video no longer leaves the other cores idle): the same
-    records, each item once, a bad item skipped, the time budget checked between rounds."""
+    in forked processes, each from its own share of the items (a long video no longer
+    leaves the other cores idle): the same records, a bad item passed over within its
+    share, the time budget checked between rounds."""
     settings = BuildSettings(SamplingSpec("uniform", num_frames=4), FrameSpec(size=(16, 16)))
     items = [(i, Item(str(small_video), f"c/{i}.avi", "train", 0, "c")) for i in range(5)]
     items.insert(1, (9, Item("/no/such/video.avi", "c/9.avi", "train", 0, "c")))
@@ -327,7 +328,9 @@ def test_sizing_makes_its_items_in_as_many_processes_as_the_run_has_workers(smal
     parallel: list = []
     assert transforms.estimate_record_bytes(items, settings, made=parallel,
                                             processes=2) == size
-    assert parallel == serial and [r.slot for r in serial] == [0, 1, 2]
+    assert [r.slot for r in serial] == [0, 1, 2]
+    assert [r.slot for r in parallel] == [0, 2, 1]          # shares: slots 0, 1, 3 | 9, 2, 4
+    assert sorted(parallel) == sorted(serial)
     real = transforms.make_item_records
 
     def where(item, s):           # the records, named by the process that made them
@@ -339,13 +342,11 @@ def test_sizing_makes_its_items_in_as_many_processes_as_the_run_has_workers(smal
     transforms.estimate_record_bytes(items, settings, made=made, processes=2)
     pids = [r.video_id for r in made]
     assert len(pids) == 3 and str(os.getpid()) not in pids     # made in forked processes
-    made.clear()                  # past the budget: one round of two items, no more
+    made.clear()                  # past the budget: one round, an item from each share
     transforms.estimate_record_bytes(items, settings, made=made, processes=2, budget_s=0.0)
-    assert [r.slot for r in made] == [0]              # the bad item took the second place
-    made.clear()
-    transforms.estimate_record_bytes(items[2:], settings, made=made, processes=2,
-                                     budget_s=0.0)
-    assert [r.slot for r in made] == [1, 2]
+    assert [r.slot for r in made] == [0, 2]
+    bad = [(i, Item(f"/no/such/{i}.avi", f"c/{i}.avi", "train", 0, "c")) for i in range(50)]
+    assert transforms.estimate_record_bytes(bad, settings, processes=2) == 0.0
 
 
 @pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
