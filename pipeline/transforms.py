@@ -97,7 +97,7 @@ class MakeRecords(ProgressDoFn):
 
     def setup(self):
         super().setup()
-        heap.keep_frames_on_the_heap()      # Dask's workers: 1.35x the work without it
+        heap.keep_frames_on_the_heap()      # Dask's workers: 1.32x the work without it
         if self.threads:
             video.set_threads(self.threads)
 

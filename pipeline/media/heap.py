@@ -7,7 +7,7 @@ the top of its heap back above its trim threshold. By default it raises the mmap
 threshold to the size of the blocks it sees freed, so frames soon come from the heap;
 but a process started with ``MALLOC_TRIM_THRESHOLD_`` set keeps the fixed 128 KiB
 threshold: Dask's nanny sets 64 KiB for every worker, and there each frame was mapped
-and unmapped again, which made a build's per-item work take about 1.35x as long as in a
+and unmapped again, which made a build's per-item work take 1.32x as long as in a
 plain process (``benchmarks/build_bench.py --only heap``).
 
 ``keep_frames_on_the_heap()`` sets both thresholds above any frame size up to 4K, so
