@@ -441,7 +441,13 @@ def _resume_or_start(work_dir, resumable, selected, settings, data_dir, processe
               file=sys.stderr)
     partial.clear_for_resume(work_dir, keep_finished=False)
     made: list = []
-    shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards, made, processes)
+    def slow():
+        print(f"[build] sizing the shards: making the first items, {processes} at a time "
+              "(kept: no worker makes them again; give --num_shards to skip this)",
+              file=sys.stderr, flush=True)
+
+    shard_counts = shard_counts_for(selected, settings, FLAGS.num_shards, made, processes,
+                                    on_slow=slow)
     partial.write_manifest(work_dir, print_, shard_counts)
     if not made:
         return partial.Finished(), shard_counts

@@ -338,6 +338,7 @@ def _write_jsonl(pcoll, label: str, prefix: str):
 
 
 SIZING_BUDGET_S = 1.0
+SIZING_NOTICE_S = 3.0     # sizing that has run this long says so (long videos)
 
 
 def _sizing_process(threads: int) -> None:
@@ -370,7 +371,8 @@ def _first_that_works(job: tuple[int, int]):
 
 def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
                           made: list | None = None,
-                          budget_s: float = SIZING_BUDGET_S, processes: int = 1) -> float:
+                          budget_s: float = SIZING_BUDGET_S, processes: int = 1,
+                          on_slow=None, notice_s: float = SIZING_NOTICE_S) -> float:
     """Mean serialised bytes per listed item, from encoding the first few items that work:
     ``sample`` of them, or fewer once ``budget_s`` has passed (long videos: the driver
     works while the workers have not started, and they share the rest). With
@@ -378,7 +380,8 @@ def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
     the items (every ``processes``-th), one item each per round (a build whose workers
     are local: the cores are free while the driver sizes, and a long video no longer
     keeps all but one of them idle). ``made``, when given, receives their records
-    (``Encoded``), for them to be kept."""
+    (``Encoded``), for them to be kept. ``on_slow()`` is called once when the items are
+    still being made after ``notice_s`` (with one process: between items)."""
     global _SIZING
     sizes: list[int] = []
     started = time.monotonic()
@@ -398,8 +401,19 @@ def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
             if not shares:
                 break
             jobs = [(positions[k], processes) for k in shares]
-            found = (pool.map(_first_that_works, jobs, chunksize=1) if pool else
-                     [_first_that_works(job) for job in jobs])
+            if pool is None:
+                found = [_first_that_works(job) for job in jobs]
+            else:
+                pending = pool.map_async(_first_that_works, jobs, chunksize=1)
+                if on_slow:
+                    pending.wait(max(0.0, started + notice_s - time.monotonic()))
+                    if not pending.ready():
+                        on_slow()
+                        on_slow = None
+                found = pending.get()
+            if on_slow and time.monotonic() - started > notice_s:
+                on_slow()
+                on_slow = None
             for k, (position, pair, outcome) in zip(shares, found):
                 positions[k] = position
                 if pair is None:
@@ -417,17 +431,18 @@ def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
 
 
 def shard_counts_for(selected, settings: BuildSettings, requested: int,
-                     made: list | None = None, processes: int = 1) -> dict[str, int]:
+                     made: list | None = None, processes: int = 1,
+                     on_slow=None) -> dict[str, int]:
     """Shards per split: ``requested`` (capped at the split's items), else ~TARGET_SHARD_BYTES
     each, from the items ``estimate_record_bytes`` encodes (their records into ``made``;
-    ``processes`` at a time)."""
+    ``processes`` at a time; ``on_slow``: see there)."""
     per_split: dict[str, int] = {}
     for _, item in selected:
         per_split[item.split] = per_split.get(item.split, 0) + 1
     # A split of one item has one shard whatever its size: no item need be decoded here.
     sized = requested <= 0 and any(n > 1 for n in per_split.values())
-    per_item = (estimate_record_bytes(selected, settings, made=made, processes=processes)
-                if sized else 0.0)
+    per_item = (estimate_record_bytes(selected, settings, made=made, processes=processes,
+                                      on_slow=on_slow) if sized else 0.0)
     return {split: num_shards_for(n, int(per_item * n), requested)
             for split, n in per_split.items()}
 

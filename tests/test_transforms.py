@@ -349,6 +349,21 @@ def test_sizing_makes_its_items_in_as_many_processes_as_the_run_has_workers(smal
     assert transforms.estimate_record_bytes(bad, settings, processes=2) == 0.0
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sizing_that_runs_long_says_so_once(small_video, processes):
+    """Sizing still at work after ``notice_s`` calls ``on_slow`` once (the build prints a
+    line: long videos keep it at work for minutes); quick sizing calls nothing."""
+    settings = BuildSettings(SamplingSpec("uniform", num_frames=4), FrameSpec(size=(16, 16)))
+    items = [(i, Item(str(small_video), f"c/{i}.avi", "train", 0, "c")) for i in range(5)]
+    calls: list = []
+    transforms.estimate_record_bytes(items, settings, processes=processes,
+                                     on_slow=lambda: calls.append(1), notice_s=0.0)
+    assert calls == [1]
+    transforms.estimate_record_bytes(items, settings, processes=processes,
+                                     on_slow=lambda: calls.append(2), notice_s=3600.0)
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("mode", ["in_memory", "multi_processing"])
 def test_bundles_sample_their_state_often_so_they_end_at_once(tmp_path, mode):
     """Beam's 200 ms sampling period held up the end of every long bundle by up to 200 ms:
