@@ -526,7 +526,7 @@ def _stopped(stop: cli.Stopped, work_dir: str, plan: Plan | None, argv) -> int:
     _keep_for_resume(work_dir)
     resume = cli.command_line("pipeline.build", _COMMAND_LINE or argv[1:])
     if plan is None:
-        kept = "it was still preparing (listing the dataset); nothing kept"
+        kept = "it was still preparing (listing the dataset or sizing the shards); nothing kept"
     elif not FLAGS.resume:
         kept = "nothing kept (--noresume)"
     else:
