@@ -261,10 +261,9 @@ def run_pipeline(plan: evaluate.Plan, options, *, progress: bool = True,
             with cli.StopSignals(on_stop=runner.stop_local_workers if local else None):
                 runner.run_and_wait(p, watch)
             return read_views(rows_prefix)
-        finally:
+        finally:            # local_tmp goes with the run's folder
             if forks:
                 forks.close()
-            shutil.rmtree(local_tmp, ignore_errors=True)
             if not local:
                 try:
                     files.remove_tree(work)
