@@ -225,6 +225,25 @@ class StopSignals:
         return False
 
 
+@contextlib.contextmanager
+def stops_held():
+    """Holds the stop signals back from this thread for the block; those that come
+    meanwhile arrive at its end. For forking: a child starts with them held and lets them
+    come (``let_stops_come``) once it has set its own handlers, so that a stop sent to a
+    child that is still starting is neither lost while the interpreter forks nor taken by
+    the handler the child inherited from its parent."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def let_stops_come() -> None:
+    """In a child forked in ``stops_held``, after setting its handlers."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 _STARTING: dict = {}      # signal -> handler before stop_while_starting
 
 

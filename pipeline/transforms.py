@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 import uuid
 from typing import NamedTuple
@@ -31,7 +32,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipeline import partial
+from pipeline import cli, partial
 from pipeline.finalise import SHARDS_PREFIX
 from pipeline.media import files, heap, video
 from pipeline.media.items import Item, MediaError
@@ -342,10 +343,12 @@ SIZING_NOTICE_S = 3.0     # sizing that has run this long says so (long videos)
 
 
 def _sizing_process(threads: int) -> None:
-    """A process that makes items for sizing: the driver stops the build (and ends it)."""
-    import signal
+    """A process that makes items for sizing: the driver stops the build (and ends it).
+    It is forked with the stops held (``cli.stops_held``): none is lost or taken by the
+    driver's handler before these are set."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    cli.let_stops_come()
     heap.keep_frames_on_the_heap()
     video.set_threads(threads)
 
@@ -392,8 +395,9 @@ def estimate_record_bytes(selected, settings: BuildSettings, sample: int = 3,
         if processes > 1:
             import multiprocessing
             cores = os.cpu_count() or 1
-            pool = multiprocessing.get_context("fork").Pool(
-                processes, _sizing_process, (max(1, cores // processes),))
+            with cli.stops_held():
+                pool = multiprocessing.get_context("fork").Pool(
+                    processes, _sizing_process, (max(1, cores // processes),))
         positions = list(range(processes))      # where each share goes on
         while len(sizes) < sample and not (sizes and time.monotonic() - started > budget_s):
             shares = [k for k in range(processes) if positions[k] < len(selected)]

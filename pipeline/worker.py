@@ -111,14 +111,15 @@ class WorkerForks:
             listener.listen(64)
             ours, theirs = os.pipe()
             try:
-                self.pid = os.fork()
+                with cli.stops_held():      # the server lets them come once it has its own
+                    self.pid = os.fork()
+                    if self.pid == 0:
+                        os.close(ours)
+                        _serve(listener, theirs, target, preload)    # never returns
             except OSError:
                 os.close(ours)
                 os.close(theirs)
                 raise
-            if self.pid == 0:
-                os.close(ours)
-                _serve(listener, theirs, target, preload)        # never returns
         os.close(theirs)
         self._driver_end = ours
 
@@ -152,6 +153,7 @@ def _serve(listener: socket.socket, driver_end: int, target, preload=()) -> None
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # the driver stops the build
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        cli.let_stops_come()
         for module in preload:                          # a request waits for these
             importlib.import_module(module)
         selector = selectors.DefaultSelector()

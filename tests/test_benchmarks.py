@@ -58,3 +58,39 @@ def test_a_stopped_benchmark_says_so_in_one_line(real_dir, tmp_path, signum):
         time.sleep(0.1)
     assert _processes_naming(str(work)) == []        # the build it was timing is gone too
     assert (work / "data" / "one").is_dir()          # its data stays for the next run
+
+
+POOLS = """
+import multiprocessing, sys
+sys.path.insert(0, "benchmarks")
+from stopping import run
+
+
+def main():
+    # every pool ends by terminating its workers, some of which may be still starting
+    for _ in range(40):
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            sum(pool.imap_unordered(abs, range(20), chunksize=1))
+    print("pools done")
+
+
+run(main)
+"""
+
+
+def test_process_pools_of_a_benchmark_end_when_terminated(tmp_path):
+    # Forked pool workers used to inherit the benchmark's stop handler: a worker that got
+    # its pool's SIGTERM while still starting dropped it and the benchmark waited for it
+    # for good (a scaling run hung in its decode-only baseline).
+    script = tmp_path / "pools.py"
+    script.write_text(POOLS)
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        pytest.fail("a pool's terminated workers kept the benchmark waiting")
+    assert proc.returncode == 0 and out.strip() == "pools done", err[-3000:]
+    assert "Traceback" not in err and "stopped by" not in err, err[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -347,6 +348,36 @@ def test_sizing_makes_its_items_in_as_many_processes_as_the_run_has_workers(smal
     assert [r.slot for r in made] == [0, 2]
     bad = [(i, Item(f"/no/such/{i}.avi", f"c/{i}.avi", "train", 0, "c")) for i in range(50)]
     assert transforms.estimate_record_bytes(bad, settings, processes=2) == 0.0
+
+
+def test_sizing_processes_start_with_the_stops_held_back(small_video, tmp_path, monkeypatch):
+    """The driver ends its sizing processes with SIGTERM, possibly while one is still
+    starting: a stop that reached a child before its own handlers were set was lost there
+    (the child then waited for work and the driver for it, for good) or ran the driver's
+    handler. The stops are held back from the fork to the child's own handlers; the
+    driver's mask is as it was."""
+    settings = BuildSettings(SamplingSpec("uniform", num_frames=4), FrameSpec(size=(16, 16)))
+    items = [(i, Item(str(small_video), f"c/{i}.avi", "train", 0, "c")) for i in range(4)]
+    real = transforms._sizing_process
+    notes_dir = tmp_path / "notes"
+    notes_dir.mkdir()
+
+    def noting(threads):
+        at_start = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        real(threads)
+        after = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        (notes_dir / str(os.getpid())).write_text(json.dumps([sorted(map(int, at_start)),
+                                                           sorted(map(int, after))]))
+
+    monkeypatch.setattr(transforms, "_sizing_process", noting)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    transforms.estimate_record_bytes(items, settings, processes=2)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    stops = {int(signal.SIGINT), int(signal.SIGTERM)}
+    notes = [json.loads(p.read_text()) for p in notes_dir.iterdir()]
+    assert len(notes) == 2
+    for at_start, after in notes:
+        assert stops <= set(at_start) and not stops & set(after), notes
 
 
 @pytest.mark.parametrize("processes", [1, 2])

@@ -18,11 +18,15 @@ from pipeline import worker
 
 report = sys.argv[1]
 
+def blocked(pid="self"):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("SigBlk")).split()[1], 16)
+
 def target():
     with open(report + f".{os.getpid()}", "w") as f:
         json.dump({"pid": os.getpid(), "ppid": os.getppid(), "env": os.environ.get("PROBE"),
                    "driver_only": os.environ.get("DRIVER_ONLY"),
-                   "preloaded": "colorsys" in sys.modules}, f)
+                   "preloaded": "colorsys" in sys.modules, "blocked": blocked()}, f)
     if os.environ.get("PROBE") == "fail":
         raise RuntimeError("the harness failed")
     sys.exit(int(os.environ["PROBE"]))
@@ -35,7 +39,8 @@ for probe in ("0", "3", "fail"):
     codes[probe] = subprocess.run(forks.command(), shell=True, env=dict(os.environ, PROBE=probe),
                                   timeout=60).returncode
 print(json.dumps({"server": forks.pid, "codes": codes,
-                  "driver_loaded": "colorsys" in sys.modules}), flush=True)
+                  "driver_loaded": "colorsys" in sys.modules,
+                  "blocked": [blocked(), blocked(forks.pid)]}), flush=True)
 if sys.argv[2] == "wait":
     time.sleep(600)
 forks.close()
@@ -75,6 +80,9 @@ def test_each_worker_is_a_fork_of_the_server_with_the_commands_environment(tmp_p
     # what the server imported before serving, its workers have; the driver does not
     assert {s["preloaded"] for s in seen} == {True} and first["driver_loaded"] is False
     assert last == {"server_gone": True}        # close() waited for the server to end
+    # the stops held back while the server was forked come through to the driver, the
+    # server and its workers alike
+    assert first["blocked"] == [0, 0] and {s["blocked"] for s in seen} == {0}
 
 
 def test_the_server_ends_when_its_driver_is_killed(tmp_path):
