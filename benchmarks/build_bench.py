@@ -1082,7 +1082,10 @@ def graph_bytes(n: int, listing_dir: str) -> tuple[int, int]:
                       "train", i % 5, f"class_{i % 5}")) for i in range(n)]
     q = beam.Pipeline()
     _ = q | beam.Create(items, reshuffle=False) | beam.Map(lambda x: x)
-    return ours, len(q.to_runner_api().SerializeToString())
+    theirs = len(q.to_runner_api().SerializeToString())
+    for pipeline in (p, q):       # a pipeline's own temporary folder goes only when it runs
+        shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
+    return ours, theirs
 
 
 def report_listing(command: str, work: str, sizes: list[int]):

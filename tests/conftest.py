@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -32,6 +33,24 @@ def pytest_collection_modifyitems(session, config, items):
         if marker:
             slow[item.path] += marker.kwargs.get("seconds", 30)
     items.sort(key=lambda item: -slow[item.path])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_files_stay_with_the_run(tmp_path_factory):
+    """The temporary folder of the tests and of every process they start is one inside
+    pytest's base folder (pytest keeps the last three runs'), not the machine's: code the
+    tests call in-process leaves files there that only a normal exit removes (the code
+    TensorFlow generates for traced functions, an upload page's folder), and a pytest-xdist
+    worker does not end normally."""
+    folder = str(tmp_path_factory.mktemp("tmp"))
+    before_env, before_dir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = folder
+    yield folder
+    tempfile.tempdir = before_dir
+    if before_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before_env
 
 
 @pytest.fixture(scope="session")
