@@ -229,9 +229,9 @@ class StopSignals:
 def stops_held():
     """Holds the stop signals back from this thread for the block; those that come
     meanwhile arrive at its end. For forking: a child starts with them held and lets them
-    come (``let_stops_come``) once it has set its own handlers, so that a stop sent to a
-    child that is still starting is neither lost while the interpreter forks nor taken by
-    the handler the child inherited from its parent."""
+    come (``stop_with_the_parent``) once it has set its own handlers, so that a stop sent
+    to a child that is still starting is neither lost while the interpreter forks nor taken
+    by the handler the child inherited from its parent."""
     held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
@@ -239,8 +239,12 @@ def stops_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
-def let_stops_come() -> None:
-    """In a child forked in ``stops_held``, after setting its handlers."""
+def stop_with_the_parent() -> None:
+    """In a child forked in ``stops_held`` by a command that ends it: SIGINT is ignored (a
+    Ctrl-C reaches the whole terminal group, and the command stops its work and then its
+    children), SIGTERM ends the child at once, and the stops held since the fork come."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 

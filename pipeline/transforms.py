@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import time
 import uuid
 from typing import NamedTuple
@@ -345,10 +344,8 @@ SIZING_NOTICE_S = 3.0     # sizing that has run this long says so (long videos)
 def _sizing_process(threads: int) -> None:
     """A process that makes items for sizing: the driver stops the build (and ends it).
     It is forked with the stops held (``cli.stops_held``): none is lost or taken by the
-    driver's handler before these are set."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    cli.let_stops_come()
+    driver's handler before its own are set."""
+    cli.stop_with_the_parent()
     heap.keep_frames_on_the_heap()
     video.set_threads(threads)
 

@@ -151,9 +151,7 @@ class WorkerForks:
 def _serve(listener: socket.socket, driver_end: int, target, preload=()) -> None:
     """The fork server's loop: one forked worker per request, until the driver goes."""
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)    # the driver stops the build
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        cli.let_stops_come()
+        cli.stop_with_the_parent()                      # the driver stops the build
         for module in preload:                          # a request waits for these
             importlib.import_module(module)
         selector = selectors.DefaultSelector()
