@@ -6,7 +6,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -36,21 +35,16 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def temporary_files_stay_with_the_run(tmp_path_factory):
-    """The temporary folder of the tests and of every process they start is one inside
-    pytest's base folder (pytest keeps the last three runs'), not the machine's: code the
-    tests call in-process leaves files there that only a normal exit removes (the code
-    TensorFlow generates for traced functions, an upload page's folder), and a pytest-xdist
-    worker does not end normally."""
-    folder = str(tmp_path_factory.mktemp("tmp"))
-    before_env, before_dir = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"] = tempfile.tempdir = folder
-    yield folder
-    tempfile.tempdir = before_dir
-    if before_env is None:
-        os.environ.pop("TMPDIR", None)
-    else:
-        os.environ["TMPDIR"] = before_env
+def temporary_files_stay_with_the_run():
+    """The tests and every process they start have a run folder of their own as their
+    temporary folder (``pipeline.cli.run_temp_folder``, as the commands do), removed when
+    the session ends and, if it is killed, by the next run: code the tests call in-process
+    leaves files there that only a normal exit removes (the code TensorFlow generates for
+    traced functions, an upload page's folder), and a pytest-xdist worker does not end
+    normally."""
+    from pipeline import cli
+    with cli.run_temp_folder() as folder:
+        yield folder
 
 
 @pytest.fixture(scope="session")
